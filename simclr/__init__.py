@@ -1,0 +1,29 @@
+"""simclr: SimCLR pretraining and few-label evaluation on Lightning 2 and Hydra.
+
+The public entry points are imported lazily so that `import simclr` stays cheap.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "load_encoder": "simclr.hub",
+    "embed": "simclr.hub",
+    "nt_xent": "simclr.loss",
+    "NTXentLoss": "simclr.loss",
+    "build_encoder": "simclr.models.encoder",
+    "ProjectionHead": "simclr.models.head",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'simclr' has no attribute {name!r}")

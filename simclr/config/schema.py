@@ -1,0 +1,215 @@
+"""Dataclass schemas for every configuration group.
+
+They are registered in Hydra's ConfigStore (see :mod:`simclr.config.store`), so
+composition type-checks every value and struct mode rejects unknown keys.
+Range checks that a type cannot express live in :mod:`simclr.config.validate`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+@dataclass
+class DataConfig:
+    """Where the images come from and how they are batched."""
+
+    name: str = "digits"  # digits | cifar10 | cifar100 | stl10 | folder
+    root: str | None = None  # local directory for cifar*/stl10/folder
+    image_size: int = 32  # side of the square views fed to the encoder
+    batch_size: int = 256  # per device
+    num_workers: int = 2
+    download: bool = False  # never possible offline; asking for it is an error
+    split_seed: int = 0  # digits: stratified train/test split
+    test_fraction: float = 0.3  # digits only
+    drop_last: bool = True
+    pin_memory: bool = True
+    persistent_workers: bool = True
+    on_bad_image: str = "fail"  # fail | skip
+    stl10_unlabeled: bool = True  # stl10: pretrain on train+unlabeled
+
+
+@dataclass
+class AugmentConfig:
+    """The SimCLR view pipeline (Chen et al. 2020, appendix A)."""
+
+    name: str = "imagenet"
+    crop_scale: list[float] = field(default_factory=lambda: [0.08, 1.0])
+    crop_ratio: list[float] = field(default_factory=lambda: [3 / 4, 4 / 3])
+    hflip_p: float = 0.5
+    jitter_strength: float = 1.0  # s: brightness/contrast/saturation 0.8s, hue 0.2s
+    jitter_p: float = 0.8
+    grayscale_p: float = 0.2
+    blur_p: float = 0.5  # 0 turns blur off (the CIFAR recipe)
+    blur_kernel_fraction: float = 0.1  # kernel side as a fraction of image_size
+    blur_sigma: list[float] = field(default_factory=lambda: [0.1, 2.0])
+    mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
+    std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
+    eval_resize_fraction: float = 1.0  # eval: resize to size/fraction, then center-crop
+    backend: str = "cpu"  # cpu (torchvision v2 in workers) | gpu (kornia, batched)
+
+
+@dataclass
+class EncoderConfig:
+    """The backbone whose features are the representation."""
+
+    arch: str = "resnet50"  # resnet18/34/50/101/152 | timm
+    stem: str = "imagenet"  # imagenet (7x7/2 + max-pool) | cifar (3x3/1, no max-pool)
+    timm_name: str | None = None  # with arch=timm, any timm model name
+    zero_init_residual: bool = False
+    sync_batchnorm: bool = False
+    channels_last: bool = False
+    compile: bool = False
+
+
+@dataclass
+class HeadConfig:
+    """Projection MLP between the features and the loss."""
+
+    version: str = "v2"  # v1: 2 layers; v2: 3 layers (SimCLRv2)
+    hidden_dim: int | None = None  # None: the encoder's feature dimension
+    output_dim: int = 128
+    batch_norm: bool = True
+
+
+@dataclass
+class LossConfig:
+    """NT-Xent."""
+
+    name: str = "ntxent"
+    temperature: float = 0.5
+    gather: bool = True  # use every rank's projections as negatives
+    skip_nonfinite: bool = False  # skip (and count) a step whose loss is NaN/inf
+
+
+@dataclass
+class OptimConfig:
+    """Optimizer, learning-rate scaling and schedule."""
+
+    name: str = "lars"  # lars | sgd | adamw
+    lr: float = 0.3  # base rate, scaled by `lr_scaling`
+    lr_scaling: str = "linear"  # linear: lr*B/256 | sqrt: lr*sqrt(B) | none
+    weight_decay: float = 1e-6
+    momentum: float = 0.9
+    trust_coefficient: float = 0.001
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
+    exclude_bn_bias: bool = True  # no weight decay and no LARS scaling for BN and biases
+    warmup_epochs: float = 10.0
+    schedule: str = "cosine"  # cosine | constant
+    final_lr_fraction: float = 0.0
+
+
+@dataclass
+class TrainerConfig:
+    """Arguments passed to Lightning's Trainer (and a few around it)."""
+
+    max_epochs: int = 100
+    max_steps: int = -1
+    accelerator: str = "auto"
+    devices: Any = "auto"
+    num_nodes: int = 1
+    strategy: str = "auto"
+    precision: str = "32-true"
+    accumulate_grad_batches: int = 1
+    gradient_clip_val: float | None = None
+    deterministic: bool = False
+    log_every_n_steps: int = 10
+    limit_train_batches: Any = None
+    enable_progress_bar: bool = True
+    logger: str = "csv"  # csv | tensorboard | none
+    checkpoint_every_n_epochs: int = 1
+
+
+@dataclass
+class LinearProbeConfig:
+    """Logistic regression on standardised frozen features."""
+
+    Cs: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
+    cv_folds: int = 3
+    max_iter: int = 1000
+
+
+@dataclass
+class MlpProbeConfig:
+    """One-hidden-layer classifier on frozen features."""
+
+    hidden_dim: int = 512
+    epochs: int = 200
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    patience: int = 20
+    holdout_fraction: float = 0.2
+
+
+@dataclass
+class KnnConfig:
+    """Cosine-similarity weighted kNN."""
+
+    k: int = 20
+    temperature: float = 0.07
+
+
+@dataclass
+class FinetuneConfig:
+    """Semi-supervised fine-tuning (frozen head first, then all layers)."""
+
+    frozen_epochs: int = 5
+    unfrozen_epochs: int = 20
+    lr: float = 1e-3
+    lr_decay_per_stage: float = 0.3  # discriminative rates: earlier stages get lr * decay^k
+    batch_size: int = 64
+    lr_finder: bool = False
+    fractions: list[float] = field(default_factory=lambda: [0.01, 0.1])
+
+
+@dataclass
+class EvalConfig:
+    """Few-label evaluation of the frozen encoder."""
+
+    name: str = "default"
+    enabled: bool = True
+    evaluators: list[str] = field(default_factory=lambda: ["linear", "knn", "mlp"])
+    fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])
+    seeds: int = 10  # seeds for fractions below 1
+    seeds_full: int = 3  # seeds for fraction 1.0
+    baselines: list[str] = field(default_factory=lambda: ["random_init", "raw_pixels"])
+    batch_size: int = 256
+    data: DataConfig | None = None  # None: the pretraining data's labeled splits
+    headline_evaluator: str = "linear"
+    headline_fraction: float = 0.1
+    linear: LinearProbeConfig = field(default_factory=LinearProbeConfig)
+    mlp: MlpProbeConfig = field(default_factory=MlpProbeConfig)
+    knn: KnnConfig = field(default_factory=KnnConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    embedding_method: str = "pca"  # pca | tsne
+
+
+@dataclass
+class OnlineProbeConfig:
+    """Linear classifier trained on detached features during pretraining."""
+
+    enabled: bool = True
+    lr: float = 1e-3
+
+
+@dataclass
+class RunConfig:
+    """Everything one `simclr-pretrain` run reads."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    head: HeadConfig = field(default_factory=HeadConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    online_probe: OnlineProbeConfig = field(default_factory=OnlineProbeConfig)
+    seed: int = 0
+    resume: str = "never"  # never | auto
+    checkpoint: str | None = None  # simclr-eval: the checkpoint or run dir to evaluate
+    preset: str = "none"  # the experiment preset that set this run up, for the report

@@ -1,0 +1,137 @@
+"""Range and choice checks that the dataclass types cannot express.
+
+Called on the composed config before any data is read or model built, so a bad
+value costs the user a second, not a failed job. Each message names the key,
+the value and what was expected, on one line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from omegaconf import DictConfig
+
+from simclr.errors import ConfigError
+
+DATASETS = ("digits", "cifar10", "cifar100", "stl10", "folder")
+RESNET_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
+EVALUATORS = ("linear", "mlp", "knn", "finetune")
+BASELINES = ("random_init", "raw_pixels", "supervised")
+
+
+def _choice(key: str, value: Any, choices: Iterable[str]) -> None:
+    choices = tuple(choices)
+    if value not in choices:
+        raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}")
+
+
+def _positive(key: str, value: float) -> None:
+    if not value > 0:
+        raise ConfigError(f"{key}={value} must be > 0")
+
+
+def _probability(key: str, value: float) -> None:
+    if not 0.0 <= value <= 1.0:
+        raise ConfigError(f"{key}={value} must be a probability in [0, 1]")
+
+
+def _interval(key: str, value: Sequence[float], low: float, high: float) -> None:
+    if len(value) != 2:
+        raise ConfigError(f"{key}={list(value)} must be [min, max]")
+    lo, hi = value
+    if not (low < lo <= hi <= high):
+        raise ConfigError(f"{key}={list(value)} must satisfy {low} < min <= max <= {high}")
+
+
+def validate_data(cfg: DictConfig, key: str = "data") -> None:
+    """Check a `data` node (also used for `eval.data`)."""
+    _choice(f"{key}.name", cfg.name, DATASETS)
+    if cfg.batch_size < 2:
+        raise ConfigError(
+            f"{key}.batch_size={cfg.batch_size} must be >= 2 (NT-Xent needs negatives)"
+        )
+    _positive(f"{key}.image_size", cfg.image_size)
+    if cfg.num_workers < 0:
+        raise ConfigError(f"{key}.num_workers={cfg.num_workers} must be >= 0")
+    if not 0.0 < cfg.test_fraction < 1.0:
+        raise ConfigError(f"{key}.test_fraction={cfg.test_fraction} must be in (0, 1)")
+    _choice(f"{key}.on_bad_image", cfg.on_bad_image, ("fail", "skip"))
+    if cfg.download:
+        raise ConfigError(
+            f"{key}.download=true: this toolkit never downloads; put the files under "
+            f"{key}.root yourself (see README, 'Data')"
+        )
+    if cfg.name != "digits" and not cfg.root:
+        raise ConfigError(f"{key}.root is not set: {key}.name={cfg.name} reads a local directory")
+
+
+def validate_config(cfg: DictConfig) -> None:
+    """Raise :class:`ConfigError` for the first out-of-range value in a run config."""
+    validate_data(cfg.data)
+    aug = cfg.augment
+    _interval("augment.crop_scale", aug.crop_scale, 0.0, 1.0)
+    _interval("augment.crop_ratio", aug.crop_ratio, 0.0, float("inf"))
+    for name in ("hflip_p", "jitter_p", "grayscale_p", "blur_p"):
+        _probability(f"augment.{name}", aug[name])
+    if aug.jitter_strength < 0:
+        raise ConfigError(f"augment.jitter_strength={aug.jitter_strength} must be >= 0")
+    _interval("augment.blur_sigma", aug.blur_sigma, 0.0, float("inf"))
+    if not 0.0 < aug.blur_kernel_fraction <= 1.0:
+        raise ConfigError(
+            f"augment.blur_kernel_fraction={aug.blur_kernel_fraction} must be in (0, 1]"
+        )
+    if len(aug.mean) != 3 or len(aug.std) != 3 or min(aug.std) <= 0:
+        raise ConfigError("augment.mean and augment.std need 3 values each, std > 0")
+    _choice("augment.backend", aug.backend, ("cpu", "gpu"))
+
+    enc = cfg.encoder
+    _choice("encoder.arch", enc.arch, (*RESNET_ARCHS, "timm"))
+    _choice("encoder.stem", enc.stem, ("imagenet", "cifar"))
+    if enc.arch == "timm" and not enc.timm_name:
+        raise ConfigError("encoder.timm_name is not set: encoder.arch=timm needs a timm model name")
+
+    _choice("head.version", cfg.head.version, ("v1", "v2"))
+    _positive("head.output_dim", cfg.head.output_dim)
+    if cfg.head.hidden_dim is not None:
+        _positive("head.hidden_dim", cfg.head.hidden_dim)
+
+    _positive("loss.temperature", cfg.loss.temperature)
+
+    opt = cfg.optim
+    _choice("optim.name", opt.name, ("lars", "sgd", "adamw"))
+    _positive("optim.lr", opt.lr)
+    _choice("optim.lr_scaling", opt.lr_scaling, ("linear", "sqrt", "none"))
+    _choice("optim.schedule", opt.schedule, ("cosine", "constant"))
+    if opt.weight_decay < 0:
+        raise ConfigError(f"optim.weight_decay={opt.weight_decay} must be >= 0")
+    if opt.warmup_epochs < 0:
+        raise ConfigError(f"optim.warmup_epochs={opt.warmup_epochs} must be >= 0")
+
+    tr = cfg.trainer
+    if tr.max_epochs < 1 and tr.max_steps < 1:
+        raise ConfigError(f"trainer.max_epochs={tr.max_epochs} must be >= 1")
+    if tr.accumulate_grad_batches < 1:
+        raise ConfigError(
+            f"trainer.accumulate_grad_batches={tr.accumulate_grad_batches} must be >= 1"
+        )
+    _choice("trainer.logger", tr.logger, ("csv", "tensorboard", "none"))
+    _choice("resume", cfg.resume, ("never", "auto"))
+    validate_eval(cfg.eval)
+
+
+def validate_eval(ev: DictConfig) -> None:
+    """Check an `eval` node."""
+    for name in ev.evaluators:
+        _choice("eval.evaluators", name, EVALUATORS)
+    for name in ev.baselines:
+        _choice("eval.baselines", name, BASELINES)
+    if not ev.fractions:
+        raise ConfigError("eval.fractions is empty: give label fractions in (0, 1]")
+    for f in ev.fractions:
+        if not 0.0 < f <= 1.0:
+            raise ConfigError(f"eval.fractions contains {f}: each fraction must be in (0, 1]")
+    if ev.seeds < 1 or ev.seeds_full < 1:
+        raise ConfigError(f"eval.seeds={ev.seeds}, eval.seeds_full={ev.seeds_full} must be >= 1")
+    if ev.data is not None:
+        validate_data(ev.data, key="eval.data")

@@ -1,0 +1,90 @@
+"""Encoders: torchvision ResNets (optionally with the CIFAR stem) and timm backbones.
+
+The ResNet encoder *is* a `torchvision.models.ResNet` with `fc` replaced by
+`nn.Identity`, so its state dict (all keys but `fc`) loads into the matching
+`torchvision.models.resnetXX()` unchanged. The CIFAR stem swaps `conv1` for a
+3x3 stride-1 convolution and `maxpool` for an identity, keeping the key names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+from torchvision import models as tv_models
+
+from simclr.errors import ConfigError
+
+RESNETS = {
+    "resnet18": tv_models.resnet18,
+    "resnet34": tv_models.resnet34,
+    "resnet50": tv_models.resnet50,
+    "resnet101": tv_models.resnet101,
+    "resnet152": tv_models.resnet152,
+}
+
+
+def cifar_stem(model: tv_models.ResNet) -> tv_models.ResNet:
+    """Replace the 7x7/2 conv + max-pool stem with a 3x3/1 conv and no pooling."""
+    model.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=1, padding=1, bias=False)
+    nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
+    model.maxpool = nn.Identity()  # type: ignore[assignment]
+    return model
+
+
+def build_resnet(arch: str, stem: str = "imagenet", zero_init_residual: bool = False) -> nn.Module:
+    """A randomly initialised torchvision ResNet with `fc` removed.
+
+    The returned module has a `feature_dim` attribute (512 or 2048).
+    """
+    if arch not in RESNETS:
+        raise ConfigError(f"encoder.arch={arch!r} is not one of {', '.join(RESNETS)}")
+    if stem not in ("imagenet", "cifar"):
+        raise ConfigError(f"encoder.stem={stem!r} is not one of imagenet, cifar")
+    model = RESNETS[arch](weights=None, zero_init_residual=zero_init_residual)
+    if stem == "cifar":
+        cifar_stem(model)
+    dim = model.fc.in_features
+    model.fc = nn.Identity()  # type: ignore[assignment]
+    model.feature_dim = dim  # type: ignore[assignment]
+    return model
+
+
+def build_timm(name: str) -> nn.Module:
+    """A randomly initialised timm backbone that returns pooled features."""
+    import timm
+
+    try:
+        model = timm.create_model(name, pretrained=False, num_classes=0)
+    except RuntimeError as err:  # timm raises RuntimeError for unknown names
+        raise ConfigError(f"encoder.timm_name={name!r}: {err}") from None
+    model.feature_dim = int(model.num_features)  # type: ignore[assignment]
+    return model
+
+
+def build_encoder(cfg: Any) -> nn.Module:
+    """Build the encoder described by an `encoder` config node (or dataclass)."""
+    if cfg.arch == "timm":
+        if not cfg.timm_name:
+            raise ConfigError("encoder.timm_name is not set: encoder.arch=timm needs a model name")
+        return build_timm(cfg.timm_name)
+    return build_resnet(cfg.arch, cfg.stem, bool(getattr(cfg, "zero_init_residual", False)))
+
+
+def feature_dim(encoder: nn.Module) -> int:
+    """The dimension of the encoder's output features."""
+    dim = getattr(encoder, "feature_dim", None)
+    if dim is None:
+        raise ValueError("encoder has no feature_dim attribute; build it with build_encoder")
+    return int(dim)
+
+
+@torch.no_grad()
+def infer_feature_dim(encoder: nn.Module, image_size: int) -> int:
+    """Feature dimension measured by a forward pass (for encoders built elsewhere)."""
+    was_training = encoder.training
+    encoder.eval()
+    out = encoder(torch.zeros(1, 3, image_size, image_size))
+    encoder.train(was_training)
+    return int(out.shape[-1])
