@@ -1,0 +1,83 @@
+"""The SimCLR view pipeline and the evaluation transform (torchvision.transforms.v2).
+
+Defaults follow Chen et al. 2020 (appendix A): random resized crop (area
+0.08–1, aspect 3/4–4/3), horizontal flip, colour jitter (0.8s, 0.8s, 0.8s, 0.2s)
+with p=0.8, grayscale with p=0.2, Gaussian blur (kernel ~10% of the side,
+sigma 0.1–2.0) with p=0.5, then normalisation. The presets in conf/augment/
+set s and switch blur off for 32-px data.
+
+Images smaller than the crop are upsampled by the resize step of the crop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from PIL import Image
+from torchvision.transforms import v2
+
+
+def blur_kernel_size(image_size: int, fraction: float = 0.1) -> int:
+    """Odd kernel side closest to `fraction` of the image (at least 3)."""
+    k = max(3, round(image_size * fraction))
+    return k if k % 2 == 1 else k + 1
+
+
+def _to_float_normalised(cfg: Any) -> list[v2.Transform]:
+    return [
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(mean=list(cfg.mean), std=list(cfg.std)),
+    ]
+
+
+def build_view_transform(cfg: Any, image_size: int) -> v2.Compose:
+    """One random SimCLR view: PIL image (or uint8 tensor) -> normalised float tensor."""
+    s = float(cfg.jitter_strength)
+    steps: list[v2.Transform] = [
+        v2.ToImage(),
+        v2.RandomResizedCrop(
+            image_size,
+            scale=tuple(cfg.crop_scale),
+            ratio=tuple(cfg.crop_ratio),
+            antialias=True,
+        ),
+    ]
+    if cfg.hflip_p > 0:
+        steps.append(v2.RandomHorizontalFlip(p=cfg.hflip_p))
+    if cfg.jitter_p > 0 and s > 0:
+        jitter = v2.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)
+        steps.append(v2.RandomApply([jitter], p=cfg.jitter_p))
+    if cfg.grayscale_p > 0:
+        steps.append(v2.RandomGrayscale(p=cfg.grayscale_p))
+    if cfg.blur_p > 0:
+        kernel = blur_kernel_size(image_size, cfg.blur_kernel_fraction)
+        blur = v2.GaussianBlur(kernel, sigma=tuple(cfg.blur_sigma))
+        steps.append(v2.RandomApply([blur], p=cfg.blur_p))
+    return v2.Compose(steps + _to_float_normalised(cfg))
+
+
+def build_eval_transform(cfg: Any, image_size: int) -> v2.Compose:
+    """Deterministic evaluation transform: resize, center crop, normalise."""
+    resize_to = round(image_size / float(getattr(cfg, "eval_resize_fraction", 1.0)))
+    return v2.Compose(
+        [
+            v2.ToImage(),
+            v2.Resize(resize_to, antialias=True),
+            v2.CenterCrop(image_size),
+            *_to_float_normalised(cfg),
+        ]
+    )
+
+
+class TwoViews:
+    """Apply the same random transform twice, independently, to one image."""
+
+    def __init__(self, transform: v2.Transform) -> None:
+        self.transform = transform
+
+    def __call__(self, image: Image.Image | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.transform(image), self.transform(image)
+
+    def __repr__(self) -> str:
+        return f"TwoViews({self.transform!r})"

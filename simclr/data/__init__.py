@@ -1,0 +1,35 @@
+"""Data sources (digits, torchvision sets, image folders) and the Lightning DataModule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from simclr.data.splits import DataSplits
+from simclr.errors import ConfigError
+
+
+def build_datasets(cfg: Any) -> DataSplits:
+    """The splits of the data set described by a `data` config node.
+
+    Fails at once, naming the problem, if the data are missing; never downloads.
+    """
+    if getattr(cfg, "download", False):
+        raise ConfigError(
+            "data.download=true: this toolkit never downloads; put the files under data.root"
+        )
+    if cfg.name == "digits":
+        from simclr.data.digits import digits_splits
+
+        return digits_splits(cfg.test_fraction, cfg.split_seed)
+    if cfg.name in ("cifar10", "cifar100", "stl10"):
+        from simclr.data.torchvision_sets import torchvision_splits
+
+        return torchvision_splits(cfg.name, cfg.root, bool(cfg.stl10_unlabeled))
+    if cfg.name == "folder":
+        from simclr.data.folder import folder_splits
+
+        return folder_splits(cfg.root, cfg.on_bad_image)
+    raise ConfigError(f"data.name={cfg.name!r} is not one of digits, cifar10, cifar100, stl10, folder")
+
+
+__all__ = ["DataSplits", "build_datasets"]

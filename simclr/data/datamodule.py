@@ -1,0 +1,81 @@
+"""LightningDataModule feeding pretraining (two views) and the online probe (eval views)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from simclr.augment import TwoViews, build_eval_transform, build_view_transform
+from simclr.data import build_datasets
+from simclr.data.splits import DataSplits
+from simclr.errors import DataError
+
+
+class TransformedDataset(Dataset):
+    """Apply `transform` to the image of each `(image, label)` item."""
+
+    def __init__(self, base: Dataset, transform: Callable[[Any], Any]) -> None:
+        self.base = base
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple[Any, int]:
+        image, label = self.base[index]
+        return self.transform(image), int(label)
+
+
+class SimCLRDataModule(pl.LightningDataModule):
+    """Two augmented views of every pretraining image; eval views of the test split.
+
+    The splits are read in the constructor, so a missing root or an empty folder
+    fails before the model is built.
+    """
+
+    def __init__(self, data_cfg: Any, augment_cfg: Any, splits: DataSplits | None = None) -> None:
+        super().__init__()
+        self.data_cfg = data_cfg
+        self.augment_cfg = augment_cfg
+        self.splits = splits if splits is not None else build_datasets(data_cfg)
+        self.pretrain_set = self.splits.pretraining_set()
+        n, batch = len(self.pretrain_set), int(data_cfg.batch_size)  # type: ignore[arg-type]
+        if data_cfg.drop_last and n < batch:
+            raise DataError(
+                f"{self.splits.source}: {n} images is fewer than one batch "
+                f"(data.batch_size={batch}) with data.drop_last=true"
+            )
+
+    @property
+    def has_labeled_eval(self) -> bool:
+        """Whether an online probe can be validated (a labeled test split exists)."""
+        return self.splits.test is not None
+
+    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
+        workers = int(self.data_cfg.num_workers)
+        return DataLoader(
+            dataset,
+            batch_size=int(self.data_cfg.batch_size),
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=workers,
+            pin_memory=bool(self.data_cfg.pin_memory) and torch.cuda.is_available(),
+            # Keeping workers alive avoids re-forking them at every epoch boundary.
+            persistent_workers=bool(self.data_cfg.persistent_workers) and workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        views = TwoViews(build_view_transform(self.augment_cfg, int(self.data_cfg.image_size)))
+        return self._loader(
+            TransformedDataset(self.pretrain_set, views), True, bool(self.data_cfg.drop_last)
+        )
+
+    def val_dataloader(self) -> DataLoader | list[DataLoader]:
+        if self.splits.test is None:
+            return []
+        transform = build_eval_transform(self.augment_cfg, int(self.data_cfg.image_size))
+        return self._loader(TransformedDataset(self.splits.test, transform), False, False)

@@ -1,0 +1,98 @@
+"""Image folders: `DIR/train/<class>/*` + `DIR/test/<class>/*`, or a flat folder of images."""
+
+from __future__ import annotations
+
+import random
+import warnings
+from pathlib import Path
+
+from PIL import Image
+from torch.utils.data import Dataset
+
+from simclr.data.images import is_image_path, load_rgb
+from simclr.data.splits import DataSplits
+from simclr.errors import DataError
+
+
+class ImageFileDataset(Dataset):
+    """A list of image files with labels; decodes to RGB on access.
+
+    With `on_bad_image="skip"`, an unreadable file is named in a warning and a
+    random other image is returned in its place, so a long run survives one bad
+    JPEG; with "fail" it raises DataError naming the file.
+    """
+
+    def __init__(self, paths: list[Path], labels: list[int], on_bad_image: str = "fail") -> None:
+        self.paths = paths
+        self.labels = labels
+        self.on_bad_image = on_bad_image
+        self.bad_files: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        for _ in range(10):
+            try:
+                return load_rgb(self.paths[index]), self.labels[index]
+            except DataError as err:
+                if self.on_bad_image != "skip":
+                    raise
+                if str(self.paths[index]) not in self.bad_files:
+                    self.bad_files.add(str(self.paths[index]))
+                    warnings.warn(f"skipping unreadable image: {err}", stacklevel=2)
+                index = random.randrange(len(self.paths))
+        raise DataError(f"{self.paths[index]}: too many unreadable images in a row")
+
+
+def _image_files(directory: Path) -> list[Path]:
+    files = sorted(p for p in directory.rglob("*") if p.is_file())
+    others = [p for p in files if not is_image_path(p) and not p.name.startswith(".")]
+    if others:
+        warnings.warn(
+            f"{directory}: ignoring {len(others)} non-image file(s), e.g. {others[0]}",
+            stacklevel=3,
+        )
+    return [p for p in files if is_image_path(p)]
+
+
+def _labeled_split(directory: Path, classes: list[str] | None, on_bad: str) -> ImageFileDataset:
+    found = sorted(d.name for d in directory.iterdir() if d.is_dir())
+    if not found:
+        raise DataError(f"{directory}: expected one subfolder per class, found none")
+    if classes is not None and found != classes:
+        raise DataError(f"{directory}: classes {found} differ from the train split's {classes}")
+    paths: list[Path] = []
+    labels: list[int] = []
+    for label, name in enumerate(found):
+        files = _image_files(directory / name)
+        paths += files
+        labels += [label] * len(files)
+    if not paths:
+        raise DataError(f"{directory}: no images (expected .jpg/.png files in class folders)")
+    return ImageFileDataset(paths, labels, on_bad)
+
+
+def folder_splits(root: str | None, on_bad_image: str = "fail") -> DataSplits:
+    """Read a labeled (train/ + test/) or unlabeled (flat) image folder."""
+    if not root:
+        raise DataError("data.root is not set: data.name=folder reads a directory of images")
+    path = Path(root).expanduser()
+    if not path.is_dir():
+        raise DataError(f"data.root={root}: no such directory")
+    if not any(path.iterdir()):
+        raise DataError(f"data.root={root}: the directory is empty")
+    if (path / "train").is_dir():
+        train = _labeled_split(path / "train", None, on_bad_image)
+        classes = sorted(d.name for d in (path / "train").iterdir() if d.is_dir())
+        test = (
+            _labeled_split(path / "test", classes, on_bad_image)
+            if (path / "test").is_dir()
+            else None
+        )
+        return DataSplits(train, test, None, classes, f"image folder {path}")
+    files = _image_files(path)
+    if not files:
+        raise DataError(f"data.root={root}: no images found (expected .jpg/.png files)")
+    unlabeled = ImageFileDataset(files, [-1] * len(files), on_bad_image)
+    return DataSplits(None, None, unlabeled, [], f"unlabeled image folder {path}")
