@@ -1,0 +1,95 @@
+"""The SimCLR LightningModule: encoder -> head -> NT-Xent, and the optimizer set-up.
+
+It holds no data, augmentation or evaluation code: the DataModule brings the
+two views, callbacks do the online probe, `simclr.evaluate` the final report.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from simclr.errors import SimclrError
+from simclr.loss import NTXentLoss
+from simclr.models import build_encoder, build_head, feature_dim
+from simclr.optim import build_optimizer, build_scheduler, global_batch_size
+
+
+class NonFiniteLossError(SimclrError):
+    """The loss became NaN or infinite."""
+
+
+class SimCLRModule(pl.LightningModule):
+    """Encoder f, projection head g and NT-Xent on two views of each image.
+
+    Args:
+        config: the full run config (a plain dict or DictConfig); it is stored in
+            the checkpoint's hyper-parameters under "config".
+    """
+
+    def __init__(self, config: dict[str, Any] | DictConfig) -> None:
+        super().__init__()
+        if isinstance(config, DictConfig):
+            config = OmegaConf.to_container(config, resolve=True)  # type: ignore[assignment]
+        self.save_hyperparameters({"config": config})
+        self.cfg = OmegaConf.create(config)
+        self.encoder = build_encoder(self.cfg.encoder)
+        self.head = build_head(self.cfg.head, feature_dim(self.encoder))
+        self.criterion = NTXentLoss(self.cfg.loss.temperature, gather=self.cfg.loss.gather)
+        self.skipped_nonfinite = 0
+        if self.cfg.encoder.channels_last:
+            self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Encoder features (the representation), without the head."""
+        return self.encoder(images)
+
+    def _prepare(self, images: torch.Tensor) -> torch.Tensor:
+        if self.cfg.encoder.channels_last:
+            return images.contiguous(memory_format=torch.channels_last)
+        return images
+
+    def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor] | None:
+        (view1, view2), labels = batch
+        n = view1.shape[0]
+        # Both views through the encoder in one pass, as the reference code does:
+        # BatchNorm then sees statistics over all 2N images.
+        features = self.encoder(self._prepare(torch.cat([view1, view2])))
+        z1, z2 = self.head(features).chunk(2)
+        loss = self.criterion(z1, z2)
+        if not torch.isfinite(loss):
+            if self.cfg.loss.skip_nonfinite:
+                self.skipped_nonfinite += 1
+                self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
+                return None  # Lightning skips the optimizer step for this batch
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} at global step {self.global_step} (epoch "
+                f"{self.current_epoch}); the last good checkpoint is in the run's checkpoints/ "
+                "(set loss.skip_nonfinite=true to skip such steps)"
+            )
+        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
+        return {"loss": loss, "features": features[:n].detach(), "labels": labels}
+
+    def validation_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
+        # Validation only produces features; the online-probe callback scores them.
+        images, labels = batch
+        return {"features": self.encoder(self._prepare(images)).detach(), "labels": labels}
+
+    def configure_optimizers(self) -> Any:
+        trainer = self.trainer
+        batch = global_batch_size(
+            int(self.cfg.data.batch_size),
+            int(trainer.num_devices),
+            int(trainer.num_nodes),
+            int(trainer.accumulate_grad_batches),
+        )
+        model = torch.nn.ModuleDict({"encoder": self.encoder, "head": self.head})
+        optimizer = build_optimizer(model, self.cfg.optim, batch)
+        total_steps = int(trainer.estimated_stepping_batches)
+        epochs = max(1, int(trainer.max_epochs or 1))
+        steps_per_epoch = max(1, total_steps // epochs)
+        scheduler = build_scheduler(optimizer, self.cfg.optim, steps_per_epoch, epochs)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}

@@ -1,0 +1,125 @@
+"""`simclr-pretrain`: the Hydra app that pretrains, then evaluates unless `eval=none`.
+
+    simclr-pretrain                                  # embedded digits preset
+    simclr-pretrain experiment=cifar10_resnet18 data.root=~/data
+    simclr-pretrain -m optim.lr=0.3,0.6 loss.temperature=0.1,0.5
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import hydra
+import pytorch_lightning as pl
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from simclr.config import register_configs, validate_config
+from simclr.errors import OutputError, SimclrError
+
+CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+FINISHED_MARKERS = ("report.json", "pretrain_done")
+
+
+def run_directory() -> Path:
+    """This job's output directory (Hydra's), or the working directory outside Hydra."""
+    if HydraConfig.initialized():
+        return Path(HydraConfig.get().runtime.output_dir)
+    return Path.cwd()
+
+
+def check_run_dir(run_dir: Path, resume: str) -> Path | None:
+    """Refuse to overwrite a finished run; return the checkpoint to resume from, if any."""
+    last = run_dir / "checkpoints" / "last.ckpt"
+    for marker in FINISHED_MARKERS:
+        if (run_dir / marker).exists():
+            raise OutputError(
+                f"{run_dir} holds a finished run ({marker}); choose another hydra.run.dir"
+            )
+    if last.exists():
+        if resume != "auto":
+            raise OutputError(
+                f"{run_dir} already has {last.name}; pass resume=auto to continue it "
+                "or choose another hydra.run.dir"
+            )
+        return last
+    return None
+
+
+def pretrain(cfg: DictConfig) -> float | None:
+    """Pretrain as `cfg` says, evaluate, and return the headline metric (if evaluated)."""
+    from simclr.data.datamodule import SimCLRDataModule
+    from simclr.models import feature_dim
+    from simclr.module import SimCLRModule
+    from simclr.training import build_callbacks, build_trainer
+
+    validate_config(cfg)
+    run_dir = run_directory()
+    resume_from = check_run_dir(run_dir, cfg.resume)
+    datamodule = SimCLRDataModule(cfg.data, cfg.augment)  # reads the data: fails fast
+    pl.seed_everything(int(cfg.seed), workers=True)
+    module = SimCLRModule(cfg)
+    if cfg.encoder.compile:
+        module.encoder.compile()  # in place, so checkpoint keys keep their names
+    num_classes = len(datamodule.splits.classes) if datamodule.has_labeled_eval else None
+    callbacks = build_callbacks(cfg, run_dir, feature_dim(module.encoder), num_classes)
+    trainer = build_trainer(cfg, run_dir, callbacks)
+    started = time.perf_counter()
+    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    pretrain_seconds = time.perf_counter() - started
+    if not trainer.is_global_zero:
+        return None
+    last = run_dir / "checkpoints" / "last.ckpt"
+    print(f"checkpoint: {last}")
+    if not cfg.eval.enabled:
+        (run_dir / "pretrain_done").write_text(f"{pretrain_seconds:.1f}\n")
+        return None
+    from simclr.evaluate import evaluate_encoder, headline_metric
+
+    report = evaluate_encoder(
+        module.encoder.cpu() if trainer.num_devices > 1 else module.encoder,
+        cfg,
+        run_dir,
+        checkpoint_path=last,
+        pretrain_seconds=pretrain_seconds,
+        command=" ".join(["simclr-pretrain", *sys.argv[1:]]),
+    )
+    print(f"report: {report}")
+    return headline_metric(report)
+
+
+def report_user_error(err: SimclrError, program: str) -> None:
+    """One line on stderr (and in the run dir), no traceback unless HYDRA_FULL_ERROR=1."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        raise err
+    message = f"{program}: error: {err}"
+    print(message, file=sys.stderr)
+    if HydraConfig.initialized():
+        run_dir = run_directory()
+        if run_dir.is_dir() and not (run_dir / "error.txt").exists():
+            (run_dir / "error.txt").write_text(message + "\n")
+
+
+@hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
+def _main(cfg: DictConfig) -> Any:
+    try:
+        return pretrain(cfg)
+    except SimclrError as err:
+        report_user_error(err, "simclr-pretrain")
+        if HydraConfig.get().mode == hydra.types.RunMode.MULTIRUN:
+            return None  # the sweep goes on; simclr-report lists this run as failed
+        sys.exit(2)
+
+
+def cli() -> None:
+    """Console entry point of `simclr-pretrain`."""
+    register_configs()
+    _main()
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,74 @@
+"""Building Lightning's Trainer, loggers and callbacks from the run config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.loggers import CSVLogger, Logger, TensorBoardLogger
+
+from simclr.callbacks.online_probe import OnlineLinearProbe
+
+CHECKPOINT_DIR = "checkpoints"
+
+
+def build_loggers(cfg: Any, run_dir: Path) -> list[Logger] | bool:
+    """CSV (default) or TensorBoard logs under `run_dir/logs`."""
+    if cfg.trainer.logger == "none":
+        return False
+    if cfg.trainer.logger == "tensorboard":
+        return [TensorBoardLogger(save_dir=str(run_dir), name="logs", version="")]
+    return [CSVLogger(save_dir=str(run_dir), name="logs", version="")]
+
+
+def build_callbacks(
+    cfg: Any, run_dir: Path, feature_dim: int, num_classes: int | None
+) -> list[Callback]:
+    """Checkpointing (last + best), learning-rate logging and the online probe."""
+    probe = bool(cfg.online_probe.enabled) and bool(num_classes)
+    monitor, mode = ("online_probe/val_acc", "max") if probe else ("train/loss_epoch", "min")
+    callbacks: list[Callback] = [
+        ModelCheckpoint(
+            dirpath=str(run_dir / CHECKPOINT_DIR),
+            filename="best",
+            monitor=monitor,
+            mode=mode,
+            save_top_k=1,
+            save_last=True,
+            every_n_epochs=int(cfg.trainer.checkpoint_every_n_epochs),
+            enable_version_counter=False,
+        )
+    ]
+    if cfg.trainer.logger != "none":
+        callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if probe:
+        assert num_classes is not None
+        callbacks.append(OnlineLinearProbe(feature_dim, num_classes, float(cfg.online_probe.lr)))
+    return callbacks
+
+
+def build_trainer(cfg: Any, run_dir: Path, callbacks: list[Callback]) -> pl.Trainer:
+    """Lightning's Trainer with the `trainer` config group's arguments."""
+    t = cfg.trainer
+    return pl.Trainer(
+        default_root_dir=str(run_dir),
+        max_epochs=int(t.max_epochs),
+        max_steps=int(t.max_steps),
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=int(t.num_nodes),
+        strategy=t.strategy,
+        precision=t.precision,
+        accumulate_grad_batches=int(t.accumulate_grad_batches),
+        gradient_clip_val=t.gradient_clip_val,
+        deterministic=bool(t.deterministic),
+        sync_batchnorm=bool(cfg.encoder.sync_batchnorm),
+        log_every_n_steps=int(t.log_every_n_steps),
+        limit_train_batches=t.limit_train_batches,
+        enable_progress_bar=bool(t.enable_progress_bar),
+        logger=build_loggers(cfg, run_dir),
+        callbacks=callbacks,
+        num_sanity_val_steps=0,
+    )
