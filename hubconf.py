@@ -1,0 +1,63 @@
+"""torch.hub entry points: SimCLR ResNet encoders from a clone of this repository.
+
+    encoder = torch.hub.load(repo_dir, "simclr_resnet50", source="local",
+                             weights="resnet50_simclr.safetensors")
+
+`weights` is a file written by `simclr-export` (a run directory or `.ckpt` works
+too); without it the encoder is randomly initialised. The encoder is a
+torchvision ResNet with `fc` = identity, carrying `.transform` and `.meta` when
+loaded from weights. A file holding another depth or stem is refused.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+dependencies = ["torch", "torchvision", "safetensors", "omegaconf"]
+
+
+def _encoder(arch: str, weights: str | Path | None, stem: str | None, with_head: bool) -> Any:
+    from simclr.hub import load_encoder
+    from simclr.models.encoder import build_resnet
+
+    if weights is None:
+        if with_head:
+            raise ValueError("with_head=True needs weights=")
+        return build_resnet(arch, stem or "imagenet")
+    return load_encoder(weights, arch=arch, stem=stem, with_head=with_head)
+
+
+def simclr_resnet18(
+    weights: str | Path | None = None, stem: str | None = None, with_head: bool = False
+) -> Any:
+    """SimCLR ResNet-18 encoder (512-d features)."""
+    return _encoder("resnet18", weights, stem, with_head)
+
+
+def simclr_resnet34(
+    weights: str | Path | None = None, stem: str | None = None, with_head: bool = False
+) -> Any:
+    """SimCLR ResNet-34 encoder (512-d features)."""
+    return _encoder("resnet34", weights, stem, with_head)
+
+
+def simclr_resnet50(
+    weights: str | Path | None = None, stem: str | None = None, with_head: bool = False
+) -> Any:
+    """SimCLR ResNet-50 encoder (2048-d features)."""
+    return _encoder("resnet50", weights, stem, with_head)
+
+
+def simclr_resnet101(
+    weights: str | Path | None = None, stem: str | None = None, with_head: bool = False
+) -> Any:
+    """SimCLR ResNet-101 encoder (2048-d features)."""
+    return _encoder("resnet101", weights, stem, with_head)
+
+
+def simclr_resnet152(
+    weights: str | Path | None = None, stem: str | None = None, with_head: bool = False
+) -> Any:
+    """SimCLR ResNet-152 encoder (2048-d features)."""
+    return _encoder("resnet152", weights, stem, with_head)

@@ -1,0 +1,81 @@
+"""`simclr-export`: write an encoder's weights to a safetensors file.
+
+The file holds tensors only (no pickle). Encoder keys are torchvision's, so
+`torchvision.models.resnetXX()` with `fc` set aside loads them with strict=True
+(a `stem=cifar` encoder needs the 3x3/1 `conv1` and no max-pool first; see
+docs/hub.md). The header metadata carries the architecture, stem, training
+config and report metrics as JSON, which `load_encoder` reads back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from safetensors.torch import save_file
+
+from simclr.errors import OutputError, SimclrError
+from simclr.hub.loading import read_weights
+
+
+def export_encoder(
+    source: str | Path, dest: str | Path, *, with_head: bool = False, overwrite: bool = False
+) -> Path:
+    """Export the encoder in `source` (run dir, .ckpt or .safetensors) to `dest`.
+
+    Args:
+        with_head: also store the projection head, under keys `head.*`.
+        overwrite: replace an existing `dest` instead of refusing.
+
+    Returns:
+        The path written.
+    """
+    out = Path(dest).expanduser()
+    if out.suffix != ".safetensors":
+        raise OutputError(
+            f"{out}: the export is a safetensors file; expected a name ending in .safetensors"
+        )
+    if out.exists() and not overwrite:
+        raise OutputError(f"{out}: already exists; pass --overwrite to replace it")
+    if not out.parent.is_dir():
+        raise OutputError(f"{out.parent}: no such directory to write the export into")
+    _, weights = read_weights(source)
+    if not with_head:
+        weights.head_state = None
+    # Write beside the target, then rename, so an interrupted export leaves no half file.
+    tmp = out.with_name(out.name + ".partial")
+    try:
+        save_file(weights.tensors(), str(tmp), metadata=weights.header())
+        tmp.replace(out)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"{out}: cannot be written ({err.strerror})") from None
+    return out
+
+
+def cli(argv: list[str] | None = None) -> int:
+    """Console entry point: `simclr-export SOURCE DEST.safetensors [--with-head]`."""
+    parser = argparse.ArgumentParser(
+        prog="simclr-export",
+        description="Export a pretrained encoder to a safetensors file (weights only, "
+        "metadata as JSON in the header).",
+    )
+    parser.add_argument("source", help="run directory, Lightning .ckpt or .safetensors file")
+    parser.add_argument("dest", help="the .safetensors file to write")
+    parser.add_argument("--with-head", action="store_true", help="also store the projection head")
+    parser.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
+    args = parser.parse_args(argv)
+    try:
+        out = export_encoder(
+            args.source, args.dest, with_head=args.with_head, overwrite=args.overwrite
+        )
+    except SimclrError as err:
+        print(f"simclr-export: {err}", file=sys.stderr)
+        return 2
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(cli())

@@ -1,0 +1,136 @@
+"""`load_encoder`: one call from a run directory, checkpoint or export to a ready encoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, overload
+
+from torch import nn
+
+from simclr.errors import CheckpointError
+from simclr.hub import sources
+from simclr.hub.bolts import from_bolts_checkpoint, is_bolts_checkpoint
+from simclr.hub.weights import EncoderWeights, from_safetensors, from_simclr_checkpoint
+
+
+def read_weights(source: str | Path) -> tuple[Path, EncoderWeights]:
+    """The file a source resolves to and the weights in it, whatever its kind."""
+    path = sources.resolve(source)
+    if sources.sniff(path) == "safetensors":
+        tensors, header = sources.read_safetensors(path)
+        return path, from_safetensors(path, tensors, header)
+    ckpt = sources.read_checkpoint(path)
+    hp = ckpt.get("hyper_parameters")
+    if isinstance(hp, dict) and isinstance(hp.get("config"), dict):
+        weights = from_simclr_checkpoint(path, ckpt)
+    elif is_bolts_checkpoint(ckpt):
+        weights = from_bolts_checkpoint(path, ckpt)
+    else:
+        raise CheckpointError(
+            f"{path}: a Lightning checkpoint written by neither simclr-pretrain (no "
+            "hyper_parameters['config']) nor lightning-bolts SimCLR (no 'arch' and "
+            "'projection.*' weights)"
+        )
+    run_dir = sources.run_dir_of(path)
+    if run_dir is not None and not weights.metrics:
+        weights.metrics = sources.read_json(run_dir / "report.json")
+    return path, weights
+
+
+def _check_expected(
+    path: Path, weights: EncoderWeights, arch: str | None, stem: str | None
+) -> None:
+    if arch is not None and arch != weights.arch:
+        raise CheckpointError(
+            f"{path}: holds a {weights.arch} encoder (stem {weights.stem}); expected {arch}"
+        )
+    if stem is not None and stem != weights.stem:
+        raise CheckpointError(
+            f"{path}: holds a {weights.arch} encoder with the {weights.stem} stem; expected "
+            f"the {stem} stem"
+        )
+
+
+def describe(path: Path, weights: EncoderWeights, feature_dim: int) -> dict[str, Any]:
+    """The `.meta` dict of a loaded encoder."""
+    config = weights.config
+    meta: dict[str, Any] = {
+        "arch": weights.arch,
+        "stem": weights.stem,
+        "feature_dim": feature_dim,
+        "dataset": config.get("data", {}).get("name"),
+        "image_size": config.get("data", {}).get("image_size"),
+        "origin": weights.origin,
+        "source": str(path),
+        "config": config,
+        "metrics": weights.metrics,
+    }
+    if weights.arch == "timm":
+        meta["timm_name"] = config.get("encoder", {}).get("timm_name")
+    meta.update({k: v for k, v in weights.extra.items() if v is not None})
+    return meta
+
+
+@overload
+def load_encoder(
+    source: str | Path,
+    *,
+    with_head: Literal[False] = ...,
+    arch: str | None = ...,
+    stem: str | None = ...,
+) -> nn.Module: ...
+
+
+@overload
+def load_encoder(
+    source: str | Path,
+    *,
+    with_head: Literal[True],
+    arch: str | None = ...,
+    stem: str | None = ...,
+) -> tuple[nn.Module, nn.Module]: ...
+
+
+def load_encoder(
+    source: str | Path,
+    *,
+    with_head: bool = False,
+    arch: str | None = None,
+    stem: str | None = None,
+) -> nn.Module | tuple[nn.Module, nn.Module]:
+    """Load a pretrained encoder, ready to use, on the CPU and in eval mode.
+
+    Args:
+        source: a simclr-pretrain run directory (its `checkpoints/last.ckpt`, else
+            `best.ckpt`), a Lightning `.ckpt` (ours or lightning-bolts 0.7 SimCLR), or a
+            `.safetensors` file written by `simclr-export`. Checkpoints are read with
+            `torch.load(weights_only=True)`; one that needs code to unpickle is refused.
+        with_head: also return the projection head (our ProjectionHead, or bolts'
+            normalised projection for bolts checkpoints).
+        arch, stem: what the caller expects; a file holding anything else is refused.
+
+    Returns:
+        The torchvision ResNet (`fc` = identity) or timm backbone, carrying
+        `.transform` (PIL image -> normalised tensor, as at evaluation time) and
+        `.meta` (arch, stem, feature_dim, dataset, image_size, config, metrics, ...);
+        with `with_head=True`, the pair `(encoder, head)`.
+
+    Raises:
+        CheckpointError: one line naming the file and what was expected.
+    """
+    from simclr.augment import build_eval_transform
+    from simclr.hub.weights import merged_config
+
+    path, weights = read_weights(source)
+    _check_expected(path, weights, arch, stem)
+    encoder = weights.build_encoder(path)
+    feature_dim = int(getattr(encoder, "feature_dim", 0))
+    cfg = merged_config(weights.config)
+    encoder.transform = build_eval_transform(cfg.augment, int(cfg.data.image_size))  # type: ignore[assignment]
+    encoder.meta = describe(path, weights, feature_dim)  # type: ignore[assignment]
+    encoder.eval()
+    if not with_head:
+        return encoder
+    head = weights.build_head(path, feature_dim)
+    head.eval()
+    return encoder, head
