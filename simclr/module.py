@@ -91,5 +91,7 @@ class SimCLRModule(pl.LightningModule):
         total_steps = int(trainer.estimated_stepping_batches)
         epochs = max(1, int(trainer.max_epochs or 1))
         steps_per_epoch = max(1, total_steps // epochs)
-        scheduler = build_scheduler(optimizer, self.cfg.optim, steps_per_epoch, epochs)
+        scheduler = build_scheduler(
+            optimizer, self.cfg.optim, steps_per_epoch, epochs, total_steps=total_steps
+        )
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
