@@ -59,7 +59,7 @@ def build_timm(name: str) -> nn.Module:
         model = timm.create_model(name, pretrained=False, num_classes=0)
     except RuntimeError as err:  # timm raises RuntimeError for unknown names
         raise ConfigError(f"encoder.timm_name={name!r}: {err}") from None
-    model.feature_dim = int(model.num_features)  # type: ignore[assignment]
+    model.feature_dim = int(model.num_features)  # type: ignore[assignment,arg-type]
     return model
 
 
