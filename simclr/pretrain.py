@@ -1,12 +1,13 @@
 """`simclr-pretrain`: the Hydra app that pretrains, then evaluates unless `eval=none`.
 
-    simclr-pretrain                                  # embedded digits preset
-    simclr-pretrain experiment=cifar10_resnet18 data.root=~/data
-    simclr-pretrain -m optim.lr=0.3,0.6 loss.temperature=0.1,0.5
+simclr-pretrain                                  # embedded digits preset
+simclr-pretrain experiment=cifar10_resnet18 data.root=~/data
+simclr-pretrain -m optim.lr=0.3,0.6 loss.temperature=0.1,0.5
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -17,11 +18,16 @@ import hydra
 import pytorch_lightning as pl
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
+from torch import nn
 
+from simclr.cli import output_error, report_error, run_app
 from simclr.config import register_configs, validate_config
 from simclr.errors import OutputError, SimclrError
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+# At import as well as in cli(): the SLURM tasks of hydra-submitit unpickle `_main`
+# and resolve the config (its ${simclr_rank_zero:...}) without calling cli().
+register_configs()
 FINISHED_MARKERS = ("report.json", "pretrain_done")
 
 
@@ -53,6 +59,7 @@ def check_run_dir(run_dir: Path, resume: str) -> Path | None:
 def pretrain(cfg: DictConfig) -> float | None:
     """Pretrain as `cfg` says, evaluate, and return the headline metric (if evaluated)."""
     from simclr.data.datamodule import SimCLRDataModule
+    from simclr.launch import check_launcher_supports, ddp_job_scope
     from simclr.models import feature_dim
     from simclr.module import SimCLRModule
     from simclr.training import build_callbacks, build_trainer
@@ -68,8 +75,11 @@ def pretrain(cfg: DictConfig) -> float | None:
     num_classes = len(datamodule.splits.classes) if datamodule.has_labeled_eval else None
     callbacks = build_callbacks(cfg, run_dir, feature_dim(module.encoder), num_classes)
     trainer = build_trainer(cfg, run_dir, callbacks)
+    check_launcher_supports(trainer.world_size)
     started = time.perf_counter()
-    trainer.fit(module, datamodule=datamodule, ckpt_path=str(resume_from) if resume_from else None)
+    with ddp_job_scope():  # ranks > 0 run this very job; afterwards the group is gone
+        ckpt_path = str(resume_from) if resume_from else None
+        trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     pretrain_seconds = time.perf_counter() - started
     if not trainer.is_global_zero:
         return None
@@ -81,7 +91,7 @@ def pretrain(cfg: DictConfig) -> float | None:
     from simclr.evaluate import evaluate_encoder, headline_metric
 
     report = evaluate_encoder(
-        module.encoder.cpu() if trainer.num_devices > 1 else module.encoder,
+        plain_encoder(module.encoder, cfg),
         cfg,
         run_dir,
         checkpoint_path=last,
@@ -92,23 +102,40 @@ def pretrain(cfg: DictConfig) -> float | None:
     return headline_metric(report)
 
 
+def plain_encoder(trained: nn.Module, cfg: DictConfig) -> nn.Module:
+    """A fresh copy of the trained encoder, as `build_encoder` makes it.
+
+    Training may have turned its BatchNorms into SyncBatchNorm (which would wait on
+    ranks that have exited) and compiled it; evaluation wants neither.
+    """
+    from simclr.models import build_encoder
+
+    encoder = build_encoder(cfg.encoder)
+    encoder.load_state_dict(trained.state_dict())
+    return encoder
+
+
 def report_user_error(err: SimclrError, program: str) -> None:
     """One line on stderr (and in the run dir), no traceback unless HYDRA_FULL_ERROR=1."""
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         raise err
-    message = f"{program}: error: {err}"
-    print(message, file=sys.stderr)
+    message = report_error(program, err)
     if HydraConfig.initialized():
         run_dir = run_directory()
         if run_dir.is_dir() and not (run_dir / "error.txt").exists():
-            (run_dir / "error.txt").write_text(message + "\n")
+            with contextlib.suppress(OSError):  # a full disk must not hide the message
+                (run_dir / "error.txt").write_text(message + "\n")
 
 
 @hydra.main(config_path=CONF_DIR, config_name="config", version_base="1.3")
 def _main(cfg: DictConfig) -> Any:
     try:
         return pretrain(cfg)
-    except SimclrError as err:
+    except (SimclrError, OSError) as caught:
+        # A full disk or an unwritable file is the user's to fix: one line, not a traceback.
+        err = output_error(caught) if isinstance(caught, OSError) else caught
+        if err is None:
+            raise
         report_user_error(err, "simclr-pretrain")
         if HydraConfig.get().mode == hydra.types.RunMode.MULTIRUN:
             return None  # the sweep goes on; simclr-report lists this run as failed
@@ -117,8 +144,16 @@ def _main(cfg: DictConfig) -> Any:
 
 def cli() -> None:
     """Console entry point of `simclr-pretrain`."""
+    from simclr.launch import external_launch_overrides
+
+    try:
+        # Under torchrun/SLURM every rank runs this: agree on one run directory.
+        sys.argv += external_launch_overrides(sys.argv[1:])
+    except SimclrError as err:
+        print(f"simclr-pretrain: error: {err}", file=sys.stderr)
+        sys.exit(2)
     register_configs()
-    _main()
+    run_app("simclr-pretrain", _main, CONF_DIR)  # bad overrides: one line, exit 2
 
 
 if __name__ == "__main__":

@@ -15,5 +15,8 @@ SCHEMA_NAME = "simclr_schema"
 
 
 def register_configs() -> None:
-    """Register the top-level schema (idempotent)."""
+    """Register the top-level schema and our resolvers (idempotent)."""
+    from simclr.launch import register_resolvers
+
     ConfigStore.instance().store(name=SCHEMA_NAME, node=RunConfig)
+    register_resolvers()
