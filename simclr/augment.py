@@ -31,9 +31,14 @@ def _to_float_normalised(cfg: Any) -> list[v2.Transform]:
     ]
 
 
-def build_view_transform(cfg: Any, image_size: int) -> v2.Compose:
-    """One random SimCLR view: PIL image (or uint8 tensor) -> normalised float tensor."""
-    s = float(cfg.jitter_strength)
+def build_crop_transform(cfg: Any, image_size: int) -> v2.Compose:
+    """The geometric half of a view: random resized crop and flip, kept in uint8.
+
+    With ``augment.backend=gpu`` this is all the data workers do: the crop has to
+    see the image at its own size (so it runs before batching), while the colour
+    and blur steps run batched on the device (:mod:`simclr.augment_gpu`). uint8
+    also moves four times fewer bytes to the device than float32.
+    """
     steps: list[v2.Transform] = [
         v2.ToImage(),
         v2.RandomResizedCrop(
@@ -45,6 +50,13 @@ def build_view_transform(cfg: Any, image_size: int) -> v2.Compose:
     ]
     if cfg.hflip_p > 0:
         steps.append(v2.RandomHorizontalFlip(p=cfg.hflip_p))
+    return v2.Compose([*steps, v2.ToPureTensor()])
+
+
+def build_photometric_steps(cfg: Any, image_size: int) -> list[v2.Transform]:
+    """Colour jitter, grayscale and blur (on CHW images, before normalisation)."""
+    s = float(cfg.jitter_strength)
+    steps: list[v2.Transform] = []
     if cfg.jitter_p > 0 and s > 0:
         jitter = v2.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)
         steps.append(v2.RandomApply([jitter], p=cfg.jitter_p))
@@ -54,6 +66,13 @@ def build_view_transform(cfg: Any, image_size: int) -> v2.Compose:
         kernel = blur_kernel_size(image_size, cfg.blur_kernel_fraction)
         blur = v2.GaussianBlur(kernel, sigma=tuple(cfg.blur_sigma))
         steps.append(v2.RandomApply([blur], p=cfg.blur_p))
+    return steps
+
+
+def build_view_transform(cfg: Any, image_size: int) -> v2.Compose:
+    """One random SimCLR view: PIL image (or uint8 tensor) -> normalised float tensor."""
+    crop = build_crop_transform(cfg, image_size).transforms[:-1]  # stays a tv_tensors.Image
+    steps = [*crop, *build_photometric_steps(cfg, image_size)]
     return v2.Compose(steps + _to_float_normalised(cfg))
 
 

@@ -40,6 +40,12 @@ class SimCLRModule(pl.LightningModule):
         self.head = build_head(self.cfg.head, feature_dim(self.encoder))
         self.criterion = NTXentLoss(self.cfg.loss.temperature, gather=self.cfg.loss.gather)
         self.skipped_nonfinite = 0
+        # backend=gpu: the loader brings uint8 crops; colour and blur run here, batched.
+        self.gpu_augment: torch.nn.Module | None = None
+        if self.cfg.augment.get("backend", "cpu") == "gpu":
+            from simclr.augment_gpu import GpuViewAugment  # kornia: imported only when used
+
+            self.gpu_augment = GpuViewAugment(self.cfg.augment, int(self.cfg.data.image_size))
         if self.cfg.encoder.channels_last:
             self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
@@ -51,6 +57,15 @@ class SimCLRModule(pl.LightningModule):
         if self.cfg.encoder.channels_last:
             return images.contiguous(memory_format=torch.channels_last)
         return images
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        """With ``augment.backend=gpu``, finish the two views on the device."""
+        if self.gpu_augment is None or not isinstance(batch[0], (tuple, list)):
+            return batch  # CPU views, or an evaluation batch
+        (view1, view2), labels = batch
+        if view1.dtype != torch.uint8:
+            return batch
+        return (self.gpu_augment(view1), self.gpu_augment(view2)), labels
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor] | None:
         (view1, view2), labels = batch

@@ -9,7 +9,12 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from simclr.augment import TwoViews, build_eval_transform, build_view_transform
+from simclr.augment import (
+    TwoViews,
+    build_crop_transform,
+    build_eval_transform,
+    build_view_transform,
+)
 from simclr.data import build_datasets
 from simclr.data.splits import DataSplits
 from simclr.errors import DataError
@@ -69,7 +74,11 @@ class SimCLRDataModule(pl.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        views = TwoViews(build_view_transform(self.augment_cfg, int(self.data_cfg.image_size)))
+        size = int(self.data_cfg.image_size)
+        # backend=gpu: workers stop at uint8 crops; SimCLRModule finishes the views batched.
+        gpu = getattr(self.augment_cfg, "backend", "cpu") == "gpu"
+        build = build_crop_transform if gpu else build_view_transform
+        views = TwoViews(build(self.augment_cfg, size))
         return self._loader(
             TransformedDataset(self.pretrain_set, views), True, bool(self.data_cfg.drop_last)
         )
