@@ -131,6 +131,7 @@ class LinearProbeConfig:
     Cs: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0, 10.0, 100.0])
     cv_folds: int = 3
     max_iter: int = 1000
+    default_C: float = 1.0  # used when a class has a single label and no CV split exists
 
 
 @dataclass
@@ -138,8 +139,8 @@ class MlpProbeConfig:
     """One-hidden-layer classifier on frozen features."""
 
     hidden_dim: int = 512
-    epochs: int = 200
-    lr: float = 1e-3
+    epochs: int = 100  # at most; early stopping picks the number
+    lr: float = 3e-3  # AdamW, full batch
     weight_decay: float = 1e-4
     patience: int = 20
     holdout_fraction: float = 0.2
@@ -162,6 +163,7 @@ class FinetuneConfig:
     lr: float = 1e-3
     lr_decay_per_stage: float = 0.3  # discriminative rates: earlier stages get lr * decay^k
     batch_size: int = 64
+    weight_decay: float = 0.01  # AdamW
     lr_finder: bool = False
     fractions: list[float] = field(default_factory=lambda: [0.01, 0.1])
 
@@ -186,6 +188,8 @@ class EvalConfig:
     knn: KnnConfig = field(default_factory=KnnConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     embedding_method: str = "pca"  # pca | tsne
+    raw_pixels_size: int = 16  # raw-pixel baseline: eval image average-pooled to this side
+    random_init_seed: int = 0  # weights of the random-init baseline encoder
 
 
 @dataclass

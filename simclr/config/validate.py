@@ -133,5 +133,17 @@ def validate_eval(ev: DictConfig) -> None:
             raise ConfigError(f"eval.fractions contains {f}: each fraction must be in (0, 1]")
     if ev.seeds < 1 or ev.seeds_full < 1:
         raise ConfigError(f"eval.seeds={ev.seeds}, eval.seeds_full={ev.seeds_full} must be >= 1")
+    _choice("eval.headline_evaluator", ev.headline_evaluator, EVALUATORS)
+    _choice("eval.embedding_method", ev.embedding_method, ("pca", "tsne"))
+    if ev.raw_pixels_size < 1:
+        raise ConfigError(f"eval.raw_pixels_size={ev.raw_pixels_size} must be >= 1")
+    if not ev.linear.Cs or min(ev.linear.Cs) <= 0:
+        raise ConfigError(f"eval.linear.Cs={list(ev.linear.Cs)} must be non-empty and > 0")
+    _positive("eval.linear.default_C", ev.linear.default_C)
+    if ev.knn.k < 1:
+        raise ConfigError(f"eval.knn.k={ev.knn.k} must be >= 1")
+    _positive("eval.knn.temperature", ev.knn.temperature)
+    if not 0.0 <= ev.mlp.holdout_fraction < 1.0:
+        raise ConfigError(f"eval.mlp.holdout_fraction={ev.mlp.holdout_fraction} must be in [0, 1)")
     if ev.data is not None:
         validate_data(ev.data, key="eval.data")

@@ -1,0 +1,140 @@
+"""Frozen features of the labeled splits, extracted once and cached on disk.
+
+The cache file name is a hash of what determines the features: the model (a
+checkpoint file's path, size and modification time, or a hash of the weights),
+the evaluation data config and the exact eval transform. Any change to one of
+them is a new file, so a stale cache cannot be read by mistake.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from simclr.data.datamodule import TransformedDataset
+
+log = logging.getLogger(__name__)
+
+# Data-config keys that change which images are read or how; batching and worker
+# settings do not change a feature, so they stay out of the cache key.
+_DATA_KEYS = ("name", "root", "image_size", "split_seed", "test_fraction", "on_bad_image")
+
+
+@dataclass
+class FeatureSet:
+    """Features and labels of the labeled train and test splits."""
+
+    train_x: np.ndarray
+    train_y: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+    @property
+    def dim(self) -> int:
+        return int(self.train_x.shape[1])
+
+
+class RawPixels(nn.Module):
+    """The eval-transformed image itself as the representation, average-pooled to `size`."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        if images.shape[-1] > self.size or images.shape[-2] > self.size:
+            images = F.adaptive_avg_pool2d(images, self.size)
+        return images.flatten(1)
+
+
+def weights_identity(model: nn.Module) -> str:
+    """sha256 of a module's state dict (names, shapes and values)."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def checkpoint_identity(path: Path) -> str:
+    """The checkpoint file as seen now: resolved path, size and modification time."""
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def cache_key(model_id: str, data_cfg: Any, transform: Any) -> str:
+    """Hex digest naming the features of `model_id` on `data_cfg` under `transform`."""
+    data = {k: getattr(data_cfg, k, None) for k in _DATA_KEYS}
+    blob = json.dumps({"model": model_id, "data": data, "transform": repr(transform)}, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:20]
+
+
+@torch.no_grad()
+def extract(
+    model: nn.Module,
+    dataset: Dataset,
+    transform: Any,
+    *,
+    batch_size: int,
+    num_workers: int = 0,
+    device: torch.device | str = "cpu",
+    desc: str = "features",
+) -> tuple[np.ndarray, np.ndarray]:
+    """`(features float32 (N, D), labels int64 (N,))` of every item, in dataset order."""
+    loader = DataLoader(
+        TransformedDataset(dataset, transform),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+    )
+    was_training = model.training
+    model.eval().to(device)
+    feats, labels = [], []
+    for images, targets in tqdm(loader, desc=desc, unit="batch", leave=False):
+        feats.append(model(images.to(device)).float().cpu())
+        labels.append(targets)
+    model.train(was_training)
+    return torch.cat(feats).numpy(), torch.cat(labels).numpy().astype(np.int64)
+
+
+def cached_features(
+    model: nn.Module,
+    model_id: str,
+    name: str,
+    splits: Any,
+    data_cfg: Any,
+    transform: Any,
+    cache_dir: Path,
+    *,
+    batch_size: int,
+    device: torch.device | str = "cpu",
+) -> FeatureSet:
+    """Features of `splits.train` / `splits.test` for `model`, from `cache_dir` if there."""
+    path = cache_dir / f"{name}-{cache_key(model_id, data_cfg, transform)}.npz"
+    if path.is_file():
+        log.info("features of %s from cache %s", name, path)
+        with np.load(path) as z:
+            return FeatureSet(z["train_x"], z["train_y"], z["test_x"], z["test_y"])
+    workers = int(getattr(data_cfg, "num_workers", 0))
+    run = partial(extract, model, transform=transform, batch_size=batch_size, device=device)
+    train_x, train_y = run(splits.train, num_workers=workers, desc=f"{name} train")
+    test_x, test_y = run(splits.test, num_workers=workers, desc=f"{name} test")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+    np.savez(tmp, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
+    tmp.replace(path)  # atomic: a concurrent reader sees the whole file or none
+    return FeatureSet(train_x, train_y, test_x, test_y)

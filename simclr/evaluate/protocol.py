@@ -1,0 +1,156 @@
+"""The evaluation protocol: representations x evaluators x label fractions x seeds.
+
+For a given seed every representation and evaluator sees the same nested label
+subsets (they depend on the train labels and the seed only), so differences
+between rows of the report are differences between representations, not draws.
+Evaluators are fitted on the subset alone and scored on the test split after.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from simclr.evaluate.features import FeatureSet
+from simclr.evaluate.knn import fit_knn
+from simclr.evaluate.linear import fit_linear
+from simclr.evaluate.mlp import fit_mlp
+from simclr.evaluate.probe import FittedProbe, Hyper, single_threaded
+from simclr.evaluate.subsets import nested_subsets, seeds_for
+
+FitFn = Callable[[np.ndarray, np.ndarray, Any, int], FittedProbe]
+FEATURE_EVALUATORS: dict[str, FitFn] = {"linear": fit_linear, "mlp": fit_mlp, "knn": fit_knn}
+
+
+@dataclass
+class SeedResult:
+    """Test accuracy of one evaluator on one representation, fraction and seed."""
+
+    representation: str
+    evaluator: str
+    fraction: float
+    seed: int
+    n_labels: int
+    accuracy: float
+    chosen: dict[str, Hyper] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Summary:
+    """Mean and sample standard deviation of a cell's accuracy over its seeds."""
+
+    representation: str
+    evaluator: str
+    fraction: float
+    mean: float
+    std: float
+    n_seeds: int
+    n_labels: int
+    accuracies: list[float]
+    notes: list[str]
+
+
+def fraction_plan(ev: Any) -> list[tuple[float, int]]:
+    """`(fraction, number of seeds)` for every fraction of an `eval` node, ascending."""
+    return [(float(f), seeds_for(float(f), ev.seeds, ev.seeds_full)) for f in sorted(ev.fractions)]
+
+
+def subsets_by_seed(
+    train_y: np.ndarray, plan: Sequence[tuple[float, int]]
+) -> dict[int, dict[float, np.ndarray]]:
+    """Label subsets for every seed any fraction needs (seeds 0..n-1)."""
+    n_seeds = max(n for _, n in plan)
+    fractions = [f for f, _ in plan]
+    return {seed: nested_subsets(train_y, fractions, seed) for seed in range(n_seeds)}
+
+
+def run_feature_probes(
+    features: Mapping[str, FeatureSet], ev: Any, evaluators: Sequence[str]
+) -> list[SeedResult]:
+    """Fit every feature evaluator on every representation's subsets; score on test."""
+    names = list(features)
+    train_y = features[names[0]].train_y
+    for name in names[1:]:  # the same images in the same order, or the subsets would differ
+        if not np.array_equal(features[name].train_y, train_y):
+            raise ValueError(f"representation {name!r} has other train labels than {names[0]!r}")
+    plan = fraction_plan(ev)
+    subsets = subsets_by_seed(train_y, plan)
+    jobs = [
+        (rep, evaluator, f, seed)
+        for f, n_seeds in plan
+        for seed in range(n_seeds)
+        for evaluator in evaluators
+        for rep in names
+    ]
+    results = []
+    for rep, evaluator, f, seed in tqdm(jobs, desc="probes", unit="fit", leave=False):
+        fs, idx = features[rep], subsets[seed][f]
+        with single_threaded():
+            probe = FEATURE_EVALUATORS[evaluator](
+                fs.train_x[idx], fs.train_y[idx], ev[evaluator], seed
+            )
+            acc = probe.accuracy(fs.test_x, fs.test_y)
+        results.append(
+            SeedResult(rep, evaluator, f, seed, len(idx), acc, probe.chosen, probe.notes)
+        )
+    return results
+
+
+def summarise(results: Sequence[SeedResult]) -> list[Summary]:
+    """One row per (representation, evaluator, fraction), in first-seen order."""
+    cells: dict[tuple[str, str, float], list[SeedResult]] = defaultdict(list)
+    for r in results:
+        cells[(r.representation, r.evaluator, r.fraction)].append(r)
+    rows = []
+    for (rep, evaluator, f), rs in cells.items():
+        accs = [r.accuracy for r in rs]
+        notes = sorted({n for r in rs for n in r.notes})
+        std = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
+        n_labels = round(float(np.mean([r.n_labels for r in rs])))
+        rows.append(
+            Summary(rep, evaluator, f, float(np.mean(accs)), std, len(rs), n_labels, accs, notes)
+        )
+    return rows
+
+
+def run_finetune(
+    encoders: Mapping[str, tuple[Any, bool]],
+    splits: Any,
+    train_y: np.ndarray,
+    test_y: np.ndarray,
+    ev: Any,
+    augment_cfg: Any,
+    image_size: int,
+    eval_transform: Any,
+) -> list[SeedResult]:
+    """Fine-tune each `name: (encoder, pretrained)` on the fine-tuning fractions' subsets.
+
+    The subsets are the ones the feature probes use for the same seed; `train_y` and
+    `test_y` are the labels of `splits.train` / `splits.test` in order.
+    """
+    from simclr.evaluate.finetune import finetune, predict_images
+
+    plan = [(f, n) for f, n in fraction_plan(ev) if f in {float(x) for x in ev.finetune.fractions}]
+    if not plan:
+        return []
+    subsets = subsets_by_seed(train_y, plan)
+    num_classes = int(max(train_y.max(), test_y.max())) + 1
+    jobs = [(name, f, seed) for f, n in plan for seed in range(n) for name in encoders]
+    results = []
+    for name, f, seed in tqdm(jobs, desc="finetune", unit="run", leave=False):
+        encoder, pretrained = encoders[name]
+        idx = subsets[seed][f]
+        model, chosen = finetune(
+            encoder, splits.train, idx.tolist(), num_classes, augment_cfg, image_size,
+            ev.finetune, seed, pretrained=pretrained,
+        )  # fmt: skip
+        pred = predict_images(model, splits.test, eval_transform, int(ev.batch_size))
+        acc = float(np.mean(pred == test_y))
+        results.append(SeedResult(name, "finetune", f, seed, len(idx), acc, chosen))
+    return results
