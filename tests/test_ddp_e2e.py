@@ -9,6 +9,7 @@ directory, no `.hydra/`, no checkpoints or logs outside the one run directory.
 from __future__ import annotations
 
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,16 @@ def test_multirun_sweep_under_ddp_runs_each_job_on_both_ranks(labeled_folder, tm
         assert config["data"]["batch_size"] == batch
         assert {p.name for p in job_dir.iterdir()} == RUN_FILES | {RANK1_LOG}
     assert list(work.iterdir()) == []
+
+
+@pytest.mark.slow  # ~20-40 s: two processes started by torchrun
+def test_torchrun_ranks_share_one_directory_named_after_the_launch(labeled_folder, tmp_path):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", "2", "-m", "simclr.pretrain"]
+    command += [*TINY, *DDP, f"data.root={labeled_folder}"]
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=400)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = list((tmp_path / "outputs").iterdir())
+    assert len(runs) == 1 and runs[0].name.startswith("torchrun-")
+    assert {p.name for p in runs[0].iterdir()} == RUN_FILES | {"pretrain_rank1.log"}
+    assert "encoder.conv1.weight" in load_checkpoint(runs[0])["state_dict"]
