@@ -1,0 +1,126 @@
+"""B2 ours vs peers, same work: images/s and peak memory of the whole pretraining run.
+
+    python benchmarks/b2_peers.py [--images 512] [--epochs 3] [--rounds 2]
+
+Same JPEG folder, network (ResNet-18 CIFAR stem, 512-512-128 head), batch size,
+two views with the same augmentations (crop 0.08-1, flip, jitter s=0.5 p=0.8,
+grayscale 0.2, no blur), same number of DataLoader workers and epochs. Each toolkit
+keeps its own recipe for the rest (optimizer, Lightning defaults, loader options).
+Runs alternate ours / bolts / lightly within each round; warm-up steps are excluded;
+the rates include the epoch boundaries. Ratio = ours images/s / peer images/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from bench_data import jpeg_folder
+from common import PEERS, fmt, median, peer_state, peer_version, write_result
+from workers import ours_case, run_ours, run_peer
+
+NAME = "b2_peers"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--images", type=int, default=512)
+    p.add_argument("--image-size", type=int, default=32)
+    p.add_argument("--batch", type=int, default=256)
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--warmup", type=int, default=1)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=2)
+    args = p.parse_args()
+
+    folder = jpeg_folder(args.images, args.image_size)
+    case = ours_case(folder, args.image_size, args.batch, args.epochs, args.workers)
+    runs: dict[str, list[dict]] = {"ours": [], **{peer: [] for peer in PEERS}}
+    for r in range(args.rounds):
+        runs["ours"].append(run_ours("pretrain", case, name=f"b2_ours{r}", warmup=args.warmup))
+        for peer in PEERS:
+            runs[peer].append(
+                run_peer(
+                    peer,
+                    data=folder,
+                    name=f"b2_{peer}{r}",
+                    image_size=args.image_size,
+                    batch=args.batch,
+                    epochs=args.epochs,
+                    workers=args.workers,
+                    warmup=args.warmup,
+                )
+            )
+
+    def stat(toolkit: str, key: str) -> float:
+        return median(x[key] for x in runs[toolkit] if "error" not in x and x.get(key))
+
+    table = {
+        t: {
+            "images_per_s": stat(t, "images_per_s"),
+            "peak_tree_pss_mib": stat(t, "peak_tree_pss_mib"),
+            "peak_rss_main_mib": stat(t, "peak_rss_main_mib"),
+            "steady_step_s": stat(t, "steady_step_s"),
+            "boundary_step_s": stat(t, "boundary_step_s"),
+            "state": "measured" if any("error" not in x for x in runs[t]) else runs[t][0]["error"],
+        }
+        for t in runs
+    }
+    ours = table["ours"]
+    ratios, summary, notes = {}, [], []
+    for peer in PEERS:
+        row = table[peer]
+        if row["state"] != "measured":
+            summary.append(
+                {
+                    "benchmark": "B2",
+                    "measure": f"pretraining images/s, ours / {peer} (same work)",
+                    "ratio": "—",
+                    "goal": "≥ 1.0",
+                    "context": f"{peer} {row['state']}",
+                }
+            )
+            continue
+        speed = ours["images_per_s"] / row["images_per_s"]
+        memory = ours["peak_tree_pss_mib"] / row["peak_tree_pss_mib"]
+        ratios[f"ours_over_{peer}_images_per_s"] = speed
+        ratios[f"ours_over_{peer}_peak_memory"] = memory
+        summary.append(
+            {
+                "benchmark": "B2",
+                "measure": f"pretraining images/s, ours / {peer} (same work: ResNet-18 CIFAR "
+                f"stem, {args.image_size} px, batch {args.batch}, {args.epochs} epochs)",
+                "ratio": fmt(speed),
+                "goal": "≥ 1.0",
+                "context": f"{fmt(ours['images_per_s'], 1)} vs {fmt(row['images_per_s'], 1)} "
+                f"img/s; peak memory ours/{peer} {fmt(memory)} ({fmt(ours['peak_tree_pss_mib'], 0)}"
+                f" vs {fmt(row['peak_tree_pss_mib'], 0)} MiB)",
+            }
+        )
+        notes.append(
+            f"{peer}: step in an epoch {fmt(row['steady_step_s'])} s vs ours "
+            f"{fmt(ours['steady_step_s'])} s; first step of an epoch {fmt(row['boundary_step_s'])} "
+            f"s vs ours {fmt(ours['boundary_step_s'])} s."
+        )
+    for t, xs in runs.items():
+        notes += [f"{t} round {i}: {x['error']}" for i, x in enumerate(xs) if "error" in x]
+    write_result(
+        NAME,
+        title="B2 ours vs lightning-bolts and lightly, same work",
+        settings=vars(args),
+        figures=table,
+        rows=[{"toolkit": t, "round": i, **x} for t, xs in runs.items() for i, x in enumerate(xs)],
+        ratios=ratios,
+        summary=summary,
+        notes=notes,
+        extra_versions={
+            "lightning-bolts (bolts env)": peer_version("bolts", "lightning-bolts"),
+            "pytorch-lightning (bolts env)": peer_version("bolts", "pytorch-lightning"),
+            "lightly (lightly env)": peer_version("lightly", "lightly"),
+            "pytorch-lightning (lightly env)": peer_version("lightly", "pytorch-lightning"),
+            "peer states": {peer: peer_state(peer) for peer in PEERS},
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

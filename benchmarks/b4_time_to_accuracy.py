@@ -1,0 +1,260 @@
+"""B4 time to accuracy: the same wall-clock budget for each toolkit, then the same probe.
+
+    python benchmarks/b4_time_to_accuracy.py [--peers] [--budget-s 180]
+    BENCH_DATA=DIR python benchmarks/b4_time_to_accuracy.py    # any DIR/train + DIR/test
+
+Each toolkit pretrains a ResNet-18 (CIFAR stem) on the train split at the settings its
+own documentation gives for CIFAR-like data (ours: the digits preset; bolts: its
+CIFAR-10 recipe; lightly: its SimCLR CIFAR-10 recipe; see the workers' docstrings).
+A short calibration run measures each toolkit's speed, so its schedule is sized to
+the epochs that fit the budget; Lightning's Timer stops the run at the budget anyway.
+Then our evaluator scores every encoder the same way: frozen features of the same
+images (each toolkit's own normalisation), our linear probe (scikit-learn logistic
+regression, C by cross-validation inside the labeled subset) at 1% and 10% of the
+labels, the same nested subsets for every encoder, mean over seeds. Random init and
+raw pixels are the floors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from bench_data import digits_folder, labeled_counts
+from common import PEERS, fmt, log, peer_version, write_result
+from omegaconf import OmegaConf
+from workers import run_ours, run_peer
+
+NAME = "b4_time_to_accuracy"
+CIFAR10_MEAN = [125.3 / 255, 123.0 / 255, 113.9 / 255]
+CIFAR10_STD = [63.0 / 255, 62.1 / 255, 66.7 / 255]
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+DIGITS_MEAN = DIGITS_STD = [0.5, 0.5, 0.5]
+
+
+def ours_overrides(data: Path, digits: bool, args: argparse.Namespace, views: str) -> list[str]:
+    """Our documented preset for small images: `experiment=digits` on the folder."""
+    return [
+        "experiment=digits",
+        "data=folder",
+        f"data.root={data}",
+        f"data.image_size={args.image_size}",
+        f"data.batch_size={args.batch}",
+        f"data.num_workers={args.workers}",
+        f"augment={views if digits else 'cifar'}",
+        "online_probe.enabled=false",
+        "eval=none",
+        "trainer.enable_progress_bar=false",
+        f"seed={args.seed}",
+    ]
+
+
+def train(toolkit: str, data: Path, digits: bool, args: argparse.Namespace) -> dict[str, Any]:
+    """Calibrate, then pretrain for the budget; the result names the trained weights."""
+    n_train = labeled_counts(data)["train"]
+    epoch_images = (n_train // args.batch) * args.batch
+    common = {"warmup": 1}
+    if toolkit.startswith("ours"):
+        views = "cifar" if toolkit == "ours_cifar_views" else "digits"
+        case = ours_overrides(data, digits, args, views)
+        probe = run_ours(
+            "pretrain", [*case, "trainer.max_steps=3"], name=f"b4_{toolkit}_cal", **common
+        )
+    else:
+        peer_args = dict(
+            data=data, image_size=args.image_size, batch=args.batch, workers=args.workers
+        )
+        probe = run_peer(
+            toolkit, name=f"b4_{toolkit}_cal", epochs=1, max_steps=3, **peer_args, **common
+        )  # type: ignore[arg-type]
+    if "error" in probe:
+        return probe
+    epochs = max(1, int(args.budget_s * probe["images_per_s"] / epoch_images))
+    log(f"{toolkit}: {probe['images_per_s']:.1f} img/s -> {epochs} epochs in {args.budget_s} s")
+    if toolkit.startswith("ours"):
+        run = run_ours(
+            "pretrain", [*case, f"trainer.max_epochs={epochs}"], name=f"b4_{toolkit}",
+            budget_s=args.budget_s, **common,
+        )  # fmt: skip
+    else:
+        run = run_peer(
+            toolkit, name=f"b4_{toolkit}", epochs=epochs, budget_s=args.budget_s,
+            save_encoder=toolkit == "lightly", **peer_args, **common,  # type: ignore[arg-type]
+        )  # fmt: skip
+    run["planned_epochs"] = epochs
+    run["calibration_images_per_s"] = probe["images_per_s"]
+    return run
+
+
+def load_trained(toolkit: str, run: dict[str, Any]) -> torch.nn.Module:
+    """The pretrained encoder: our hub loader for ours and bolts, torchvision for lightly."""
+    if toolkit == "lightly":
+        from simclr.models.encoder import build_resnet
+
+        encoder = build_resnet("resnet18", "cifar")
+        encoder.load_state_dict(torch.load(run["encoder"], map_location="cpu", weights_only=True))
+        return encoder.eval()
+    from simclr.hub import load_encoder
+
+    return load_encoder(run["checkpoint"], arch="resnet18", stem="cifar")
+
+
+def eval_transform(mean: list[float], std: list[float], size: int) -> Any:
+    from simclr.augment import build_eval_transform
+    from simclr.config.schema import AugmentConfig
+
+    return build_eval_transform(AugmentConfig(mean=mean, std=std), size)
+
+
+def probe_all(
+    encoders: dict[str, tuple[torch.nn.Module, Any]], data: Path, args: argparse.Namespace
+) -> list[Any]:
+    """Features of every encoder, then the same linear probe on the same label subsets."""
+    from simclr.config.schema import EvalConfig
+    from simclr.data.folder import folder_splits
+    from simclr.evaluate.features import FeatureSet, extract
+    from simclr.evaluate.protocol import run_feature_probes, summarise
+
+    splits = folder_splits(str(data))
+    features = {}
+    for name, (model, transform) in encoders.items():
+        log(f"features: {name}")
+        got = [
+            extract(model, split, transform, batch_size=256)
+            for split in (splits.train, splits.test)
+        ]
+        features[name] = FeatureSet(got[0][0], got[0][1], got[1][0], got[1][1])
+    fractions = [float(f) for f in args.fractions.split(",")]
+    ev = OmegaConf.structured(
+        EvalConfig(evaluators=["linear"], fractions=fractions, seeds=args.seeds)
+    )
+    log("linear probes")
+    return summarise(run_feature_probes(features, ev, ["linear"]))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--peers", action="store_true")
+    p.add_argument("--budget-s", type=float, default=float(os.environ.get("BENCH_B4_BUDGET", 180)))
+    p.add_argument("--image-size", type=int, default=16)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--fractions", default="0.01,0.1")
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    data = Path(os.environ["BENCH_DATA"]).resolve() if os.environ.get("BENCH_DATA") else None
+    digits = data is None
+    data = data or digits_folder()
+    toolkits = ["ours", *(["ours_cifar_views", *PEERS] if args.peers and digits else []),
+                *(PEERS if args.peers and not digits else [])]  # fmt: skip
+    runs = {t: train(t, data, digits, args) for t in toolkits}
+
+    from simclr.evaluate.features import RawPixels
+    from simclr.models.encoder import build_resnet
+
+    norms = {"ours": (DIGITS_MEAN, DIGITS_STD) if digits else (CIFAR10_MEAN, CIFAR10_STD),
+             "bolts": (CIFAR10_MEAN, CIFAR10_STD), "lightly": (IMAGENET_MEAN, IMAGENET_STD)}  # fmt: skip
+    norms["ours_cifar_views"] = norms["ours"]
+    encoders = {
+        t: (load_trained(t, run), eval_transform(*norms[t], args.image_size))
+        for t, run in runs.items()
+        if "error" not in run
+    }
+    torch.manual_seed(0)
+    floor_transform = eval_transform(*norms["ours"], args.image_size)
+    encoders["random_init"] = (build_resnet("resnet18", "cifar"), floor_transform)
+    encoders["raw_pixels"] = (RawPixels(args.image_size), floor_transform)
+    summaries = probe_all(encoders, data, args)
+    write(runs, summaries, data, digits, args)
+
+
+def write(runs: dict, summaries: list[Any], data: Path, digits: bool, args: Any) -> None:
+    acc = {(s.representation, s.fraction): s for s in summaries}
+    fractions = sorted({s.fraction for s in summaries})
+    rows = [
+        {
+            "encoder": s.representation,
+            "fraction": s.fraction,
+            "n_labels": s.n_labels,
+            "accuracy_mean": s.mean,
+            "accuracy_std": s.std,
+            "seeds": s.n_seeds,
+        }
+        for s in summaries
+    ]
+    train = {
+        t: {k: r.get(k) for k in ("planned_epochs", "epochs", "global_step", "train_seconds",
+                                  "images_per_s", "calibration_images_per_s", "error")}
+        for t, r in runs.items()
+    }  # fmt: skip
+    ratios, summary = {}, []
+
+    def cell(name: str, f: float) -> str:
+        s = acc.get((name, f))
+        return f"{100 * s.mean:.1f}±{100 * s.std:.1f}%" if s else "—"
+
+    floors = ", ".join(
+        f"{n} {cell(n, f)}" for n in ("random_init", "raw_pixels") for f in fractions[-1:]
+    )
+    for t in runs:
+        if t == "ours":
+            continue
+        parts, context = [], []
+        for f in fractions:
+            mine, theirs = acc.get(("ours", f)), acc.get((t, f))
+            if mine and theirs:
+                ratios[f"ours_over_{t}_accuracy_at_{f:g}"] = mine.mean / theirs.mean
+                parts.append(fmt(mine.mean / theirs.mean))
+            context.append(f"{f:.0%}: ours {cell('ours', f)} vs {cell(t, f)}")
+        summary.append(
+            {
+                "benchmark": "B4",
+                "measure": f"linear-probe accuracy after {args.budget_s:.0f} s of pretraining, "
+                f"ours / {t}, at {' | '.join(f'{f:.0%}' for f in fractions)} labels",
+                "ratio": " | ".join(parts) if parts else "—",
+                "goal": "≥ 1.0",
+                "context": "; ".join(context)
+                + (f" ({runs[t]['error']})" if "error" in runs[t] else ""),
+            }
+        )
+    summary.insert(
+        0,
+        {
+            "benchmark": "B4",
+            "measure": f"ours, linear-probe accuracy after {args.budget_s:.0f} s (1 | 10% labels)"
+            if len(fractions) == 2
+            else f"ours, linear-probe accuracy after {args.budget_s:.0f} s",
+            "ratio": " | ".join(cell("ours", f) for f in fractions),
+            "goal": "above the floors",
+            "context": f"floors at {fractions[-1]:.0%}: {floors}; {train['ours'].get('epochs')} "
+            f"epochs in {fmt(train['ours'].get('train_seconds'), 0)} s",
+        },
+    )
+    write_result(
+        NAME,
+        title="B4 time to accuracy: same wall-clock budget, same linear probe",
+        settings={
+            **vars(args),
+            "data": "digits (sklearn, written as PNG files)" if digits else str(data),
+        },
+        figures={"training": train},
+        rows=rows,
+        ratios=ratios,
+        summary=summary,
+        notes=[
+            "Accuracy: mean ± std over seeds of our linear probe on frozen features, test split.",
+            *[f"{t}: {r['error']}" for t, r in runs.items() if "error" in r],
+        ],
+        extra_versions={
+            "lightning-bolts (bolts env)": peer_version("bolts", "lightning-bolts"),
+            "lightly (lightly env)": peer_version("lightly", "lightly"),
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()
