@@ -58,17 +58,21 @@ class SimCLRModule(pl.LightningModule):
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
-    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
-        """With ``augment.backend=gpu``, finish the two views on the device."""
-        if self.gpu_augment is None or not isinstance(batch[0], (tuple, list)):
-            return batch  # CPU views, or an evaluation batch
-        (view1, view2), labels = batch
-        if view1.dtype != torch.uint8:
-            return batch
-        return (self.gpu_augment(view1), self.gpu_augment(view2)), labels
+    def finish_views(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[Any, Any]:
+        """With ``augment.backend=gpu``, turn the loader's uint8 crops into views, batched.
+
+        Called in `training_step` (not `on_after_batch_transfer`, which Lightning warns
+        about when a DataModule is used too); autocast is off so that the colour
+        arithmetic runs in float32 whatever the training precision.
+        """
+        if self.gpu_augment is None or view1.dtype != torch.uint8:
+            return view1, view2
+        with torch.autocast(device_type=view1.device.type, enabled=False):
+            return self.gpu_augment(view1), self.gpu_augment(view2)
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor] | None:
         (view1, view2), labels = batch
+        view1, view2 = self.finish_views(view1, view2)
         n = view1.shape[0]
         # Both views through the encoder in one pass, as the reference code does:
         # BatchNorm then sees statistics over all 2N images.
@@ -80,10 +84,13 @@ class SimCLRModule(pl.LightningModule):
                 self.skipped_nonfinite += 1
                 self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
                 return None  # Lightning skips the optimizer step for this batch
+            from simclr.resume import last_good_checkpoint
+
             raise NonFiniteLossError(
                 f"loss is {loss.item()} at global step {self.global_step} (epoch "
-                f"{self.current_epoch}); the last good checkpoint is in the run's checkpoints/ "
-                "(set loss.skip_nonfinite=true to skip such steps)"
+                f"{self.current_epoch}, batch {batch_idx}); last good checkpoint: "
+                f"{last_good_checkpoint(self._trainer)} (resume=auto continues from it; "
+                "loss.skip_nonfinite=true skips such steps)"
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         return {"loss": loss, "features": features[:n].detach(), "labels": labels}

@@ -108,7 +108,7 @@ def test_it_refuses_float_input_and_adds_nothing_to_checkpoints():
         augment(torch.rand(2, 3, SIZE, SIZE))
 
 
-def test_module_finishes_uint8_training_batches_and_leaves_eval_batches(compose_config):
+def test_module_finishes_uint8_crops_and_leaves_float_views(compose_config):
     from simclr.module import SimCLRModule
 
     cfg = compose_config(
@@ -117,12 +117,11 @@ def test_module_finishes_uint8_training_batches_and_leaves_eval_batches(compose_
     module = SimCLRModule(cfg)
     assert not any(k.startswith("gpu_augment") for k in module.state_dict())
     views = crops(cfg.augment, 4)
-    labels = torch.zeros(4, dtype=torch.long)
-    (v1, v2_), _ = module.on_after_batch_transfer(((views, views.clone()), labels), 0)
+    v1, v2_ = module.finish_views(views, views.clone())
     assert v1.dtype == torch.float32 and v1.shape == (4, 3, SIZE, SIZE)
     assert not torch.equal(v1, v2_)
-    evaluation = (torch.rand(4, 3, SIZE, SIZE), labels)
-    assert module.on_after_batch_transfer(evaluation, 0) is evaluation
+    ready = torch.rand(4, 3, SIZE, SIZE)
+    assert module.finish_views(ready, ready)[0] is ready
 
 
 @pytest.mark.gpu
