@@ -1,0 +1,239 @@
+"""Semi-supervised fine-tuning in the fastai manner, with Lightning.
+
+Phase 1 trains a new linear head on the frozen encoder (its BatchNorm statistics
+frozen too). Phase 2 unfreezes everything and trains with discriminative learning
+rates: the head gets `lr`, the last encoder stage `lr * decay`, the one before
+`lr * decay**2`, down to the stem, since early layers hold the most general
+features and should move least. Each phase uses a one-cycle schedule. An optional
+learning-rate finder (Lightning's Tuner) picks `lr` for the head first. bf16
+mixed precision on a GPU that supports it.
+
+The supervised-from-scratch baseline uses the same data, schedule length and
+head, but trains every layer from random init at one rate from the start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import tempfile
+from collections.abc import Iterator, Sequence
+from functools import partial
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, Subset
+from torchvision.transforms import v2
+
+from simclr.data.datamodule import TransformedDataset
+from simclr.evaluate.probe import Hyper
+from simclr.models.encoder import infer_feature_dim
+
+
+class Classifier(nn.Module):
+    """An encoder with a new linear head."""
+
+    def __init__(self, encoder: nn.Module, num_classes: int, feature_dim: int) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(feature_dim, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.encoder(images))
+
+
+def encoder_stages(encoder: nn.Module) -> list[list[nn.Parameter]]:
+    """Parameters grouped by depth, earliest first: a ResNet's stem then layer1..4;
+    any other encoder, its top-level children that hold parameters."""
+    if all(hasattr(encoder, f"layer{i}") for i in range(1, 5)):
+        names = [["conv1", "bn1"], ["layer1"], ["layer2"], ["layer3"], ["layer4"]]
+        stages = [[p for n in group for p in getattr(encoder, n).parameters()] for group in names]
+    else:
+        stages = [list(child.parameters()) for child in encoder.children()]
+    return [s for s in stages if s]
+
+
+def discriminative_groups(model: Classifier, lr: float, decay: float) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: the head at `lr`, stage k from the top at `lr * decay**k`."""
+    stages = encoder_stages(model.encoder)
+    groups = [
+        {"params": params, "lr": lr * decay ** (len(stages) - i), "name": f"stage{i}"}
+        for i, params in enumerate(stages)
+    ]
+    return [*groups, {"params": list(model.head.parameters()), "lr": lr, "name": "head"}]
+
+
+def set_encoder_frozen(model: Classifier, frozen: bool) -> None:
+    """Stop (or restart) gradients into the encoder."""
+    for p in model.encoder.parameters():
+        p.requires_grad_(not frozen)
+
+
+class FinetuneModule(pl.LightningModule):
+    """One phase of fine-tuning: `frozen` trains the head only, else all layers."""
+
+    def __init__(
+        self, model: Classifier, lr: float, frozen: bool, decay: float, weight_decay: float
+    ) -> None:
+        super().__init__()
+        self.model, self.lr, self.frozen = model, lr, frozen
+        self.decay, self.weight_decay = decay, weight_decay
+
+    def on_train_epoch_start(self) -> None:
+        # Lightning keeps modules in the mode it finds them (a loaded encoder is in eval
+        # mode); a frozen encoder stays in eval mode so its BatchNorm statistics hold.
+        self.model.train()
+        if self.frozen:
+            self.model.encoder.eval()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
+        images, labels = batch
+        loss = F.cross_entropy(self.model(images), labels)
+        self.log("finetune_loss", loss, prog_bar=False)
+        return loss
+
+    def configure_optimizers(self) -> Any:
+        if self.frozen:
+            groups: list[dict[str, Any]] = [
+                {"params": list(self.model.head.parameters()), "lr": self.lr}
+            ]
+        else:
+            groups = discriminative_groups(self.model, self.lr, self.decay)
+        opt = torch.optim.AdamW(groups, weight_decay=self.weight_decay)
+        total = max(1, int(self.trainer.estimated_stepping_batches))
+        rates = [g["lr"] for g in groups]
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=rates, total_steps=total)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    # One Trainer per fraction x seed x phase: their banners would bury the progress.
+    loggers = [logging.getLogger(n) for n in ("pytorch_lightning", "lightning.pytorch")]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
+
+
+def _trainer(epochs: int, root: str, callbacks: Sequence[pl.Callback] = ()) -> pl.Trainer:
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+    return pl.Trainer(
+        max_epochs=epochs,
+        accelerator="auto",
+        devices=1,
+        precision="bf16-mixed" if bf16 else "32-true",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=root,
+        callbacks=list(callbacks),
+    )
+
+
+def train_phase(
+    model: Classifier,
+    loader: DataLoader,
+    *,
+    frozen: bool,
+    epochs: int,
+    lr: float,
+    decay: float,
+    weight_decay: float,
+    lr_finder: bool = False,
+    callbacks: Sequence[pl.Callback] = (),
+) -> float:
+    """Run one phase for `epochs` epochs; returns the head rate used (found if asked)."""
+    set_encoder_frozen(model, frozen)
+    model.train()
+    module = FinetuneModule(model, lr, frozen, decay, weight_decay)
+    with tempfile.TemporaryDirectory() as root, _quiet_lightning():
+        if lr_finder:
+            from pytorch_lightning.tuner import Tuner
+
+            Tuner(_trainer(epochs, root)).lr_find(module, train_dataloaders=loader)
+        if epochs > 0:
+            _trainer(epochs, root, callbacks).fit(module, train_dataloaders=loader)
+    return float(module.lr)
+
+
+def finetune_transform(augment_cfg: Any, image_size: int) -> v2.Compose:
+    """Crop and flip as in pretraining, no colour distortion: the labels' views."""
+    steps: list[v2.Transform] = [
+        v2.ToImage(),
+        v2.RandomResizedCrop(image_size, scale=tuple(augment_cfg.crop_scale), antialias=True),
+    ]
+    if augment_cfg.hflip_p > 0:
+        steps.append(v2.RandomHorizontalFlip(p=augment_cfg.hflip_p))
+    steps += [
+        v2.ToDtype(torch.float32, scale=True),
+        v2.Normalize(augment_cfg.mean, augment_cfg.std),
+    ]
+    return v2.Compose(steps)
+
+
+def finetune(
+    encoder: nn.Module,
+    train_set: Dataset,
+    indices: Sequence[int],
+    num_classes: int,
+    augment_cfg: Any,
+    image_size: int,
+    cfg: Any,
+    seed: int,
+    *,
+    pretrained: bool = True,
+) -> tuple[Classifier, dict[str, Hyper]]:
+    """Fine-tune a copy of `encoder` on `train_set[indices]` as `cfg` (`eval.finetune`) says.
+
+    Returns the classifier and the hyperparameters it used. With `pretrained=False`
+    it is the supervised-from-scratch baseline: no frozen phase, one rate for all.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        encoder = copy.deepcopy(encoder)
+        dim = int(getattr(encoder, "feature_dim", 0)) or infer_feature_dim(encoder, image_size)
+        model = Classifier(encoder, num_classes, dim)
+        transform = finetune_transform(augment_cfg, image_size)
+        data = TransformedDataset(Subset(train_set, list(indices)), transform)
+        batch = min(int(cfg.batch_size), len(indices))
+        loader = DataLoader(
+            data,
+            batch_size=batch,
+            shuffle=True,
+            drop_last=len(indices) > batch,  # no 1-example last batch for BatchNorm
+            generator=torch.Generator().manual_seed(seed),
+        )
+        lr, frozen_epochs = float(cfg.lr), int(cfg.frozen_epochs)
+        phase = partial(train_phase, model, loader, weight_decay=float(cfg.weight_decay))
+        if pretrained:
+            decay = float(cfg.lr_decay_per_stage)
+            lr = phase(
+                frozen=True, epochs=frozen_epochs, lr=lr, decay=decay, lr_finder=cfg.lr_finder
+            )
+            phase(frozen=False, epochs=int(cfg.unfrozen_epochs), lr=lr, decay=decay)
+        else:
+            epochs = frozen_epochs + int(cfg.unfrozen_epochs)
+            phase(frozen=False, epochs=epochs, lr=lr, decay=1.0)
+    return model, {"lr": lr}
+
+
+@torch.no_grad()
+def predict_images(
+    model: nn.Module, dataset: Dataset, transform: Any, batch_size: int
+) -> np.ndarray:
+    """Predicted class of every item of `dataset` (eval transform, eval mode)."""
+    device = next(model.parameters()).device
+    model.eval()
+    loader = DataLoader(TransformedDataset(dataset, transform), batch_size=batch_size)
+    return torch.cat([model(x.to(device)).argmax(dim=1).cpu() for x, _ in loader]).numpy()

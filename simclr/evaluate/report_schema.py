@@ -1,0 +1,137 @@
+"""The schema of report.json (documented in docs/report-schema.md).
+
+The dataclasses are the schema: `load_report` merges a file into them with
+OmegaConf, which rejects unknown keys and wrong types and, through MISSING,
+absent required keys. Bump SCHEMA_VERSION on any change a reader would notice.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import MISSING, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from simclr.errors import OutputError
+
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class ResultRow:
+    """Accuracy (fraction in [0, 1]) of one representation x evaluator x label fraction."""
+
+    representation: str = MISSING  # simclr | random_init | raw_pixels | supervised
+    evaluator: str = MISSING  # linear | mlp | knn | finetune
+    fraction: float = MISSING  # of the labeled train split
+    mean: float = MISSING
+    std: float = MISSING  # sample standard deviation over seeds; 0 for one seed
+    n_seeds: int = MISSING
+    n_labels: int = MISSING  # labeled examples in the subset
+    accuracies: list[float] = MISSING  # one per seed, seeds 0..n_seeds-1
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SeedRun:
+    """One fit: the hyperparameters chosen inside the labeled subset, and its accuracy."""
+
+    representation: str = MISSING
+    evaluator: str = MISSING
+    fraction: float = MISSING
+    seed: int = MISSING
+    n_labels: int = MISSING
+    accuracy: float = MISSING
+    chosen: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Headline:
+    """The single number a sweep sorts by (SimCLR, one evaluator, one fraction)."""
+
+    representation: str = MISSING
+    evaluator: str = MISSING
+    fraction: float = MISSING
+    mean: float | None = None  # None when that cell was not evaluated
+    std: float | None = None
+    n_seeds: int = 0
+
+
+@dataclass
+class DataInfo:
+    """The labeled evaluation data."""
+
+    name: str = MISSING
+    source: str = MISSING
+    n_train: int = MISSING
+    n_test: int = MISSING
+    classes: list[str] = MISSING
+
+
+@dataclass
+class Timing:
+    """Wall-clock seconds."""
+
+    pretrain_seconds: float | None = None  # None when the encoder was not trained here
+    features_seconds: float = MISSING
+    probes_seconds: float = MISSING
+    eval_seconds: float = MISSING
+
+
+@dataclass
+class Report:
+    """Everything in report.json."""
+
+    schema_version: int = MISSING
+    created: str = MISSING  # ISO 8601, local time with offset
+    command: str = MISSING
+    config_hash: str = MISSING  # sha256 of the resolved config as YAML
+    preset: str = MISSING
+    checkpoint: str | None = None
+    encoder: str = MISSING
+    feature_dim: int = MISSING
+    data: DataInfo = field(default_factory=DataInfo)
+    versions: dict[str, str] = field(default_factory=dict)
+    machine: dict[str, str] = field(default_factory=dict)
+    timing: Timing = field(default_factory=Timing)
+    headline: Headline = field(default_factory=Headline)
+    results: list[ResultRow] = field(default_factory=list)
+    runs: list[SeedRun] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def report_to_dict(report: Report) -> dict[str, Any]:
+    """Plain JSON-ready dict of a report."""
+    return asdict(report)
+
+
+def validate_report(data: dict[str, Any], source: str = "report.json") -> Report:
+    """Check `data` against the schema; return it as a `Report`, or raise OutputError."""
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise OutputError(
+            f"{source}: schema_version={version!r}, this reader knows {SCHEMA_VERSION}"
+        )
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(Report), data)
+        report = OmegaConf.to_object(merged)
+    except OmegaConfBaseException as err:
+        first = str(err).splitlines()[0]
+        raise OutputError(f"{source}: does not match the report schema: {first}") from None
+    assert isinstance(report, Report)
+    return report
+
+
+def load_report(path: Path) -> Report:
+    """Read and validate a report.json."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise OutputError(f"{path}: cannot read a report: {err}") from None
+    if not isinstance(data, dict):
+        raise OutputError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return validate_report(data, str(path))

@@ -1,0 +1,111 @@
+"""Fine-tuning: head first on a frozen encoder, then all layers, early layers slowest."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from omegaconf import OmegaConf
+from sklearn.datasets import load_digits
+from torch.utils.data import DataLoader
+
+from simclr.augment import build_eval_transform
+from simclr.config.schema import AugmentConfig, FinetuneConfig
+from simclr.data.datamodule import TransformedDataset
+from simclr.data.digits import ArrayImageDataset
+from simclr.evaluate.finetune import (
+    Classifier,
+    discriminative_groups,
+    encoder_stages,
+    finetune,
+    predict_images,
+    train_phase,
+)
+from simclr.models import build_encoder
+
+SIZE = 8
+AUG = OmegaConf.structured(AugmentConfig(mean=[0.5] * 3, std=[0.5] * 3, hflip_p=0.0))
+
+
+def tiny_digits(n: int = 24) -> ArrayImageDataset:
+    bunch = load_digits(n_class=3)
+    images = np.clip(bunch.images[:n] * 16, 0, 255).astype(np.uint8)
+    return ArrayImageDataset(images, bunch.target[:n])
+
+
+def tiny_model() -> Classifier:
+    torch.manual_seed(0)
+    encoder = build_encoder(SimpleNamespace(arch="resnet18", stem="cifar"))
+    return Classifier(encoder, num_classes=3, feature_dim=encoder.feature_dim)
+
+
+def loader(dataset) -> DataLoader:
+    data = TransformedDataset(dataset, build_eval_transform(AUG, SIZE))
+    return DataLoader(data, batch_size=8, shuffle=True, drop_last=True)
+
+
+def snapshot(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def changed(before: dict[str, torch.Tensor], module: torch.nn.Module, prefix: str) -> bool:
+    after = module.state_dict()
+    return any(not torch.equal(before[k], after[k]) for k in before if k.startswith(prefix))
+
+
+class RecordRates(pl.Callback):
+    """The optimizer's peak rate per parameter group, by group name."""
+
+    def __init__(self) -> None:
+        self.rates: dict[str, float] = {}
+
+    def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        for g in trainer.optimizers[0].param_groups:
+            self.rates[g.get("name", "head")] = g["max_lr"]
+
+
+def test_early_layers_change_only_after_unfreezing_and_learn_slowest():
+    model, data = tiny_model(), loader(tiny_digits())
+    common = {"lr": 1e-2, "decay": 0.3, "weight_decay": 0.0}
+    before = snapshot(model)
+    train_phase(model, data, frozen=True, epochs=1, **common)
+    # Phase 1: the head moved; no encoder weight and no BatchNorm statistic did.
+    assert changed(before, model, "head.")
+    assert not changed(before, model, "encoder.")
+
+    after_frozen = snapshot(model)
+    rates = RecordRates()
+    train_phase(model, data, frozen=False, epochs=1, callbacks=[rates], **common)
+    assert changed(after_frozen, model, "encoder.conv1.")
+    assert changed(after_frozen, model, "encoder.layer1.")
+    # Discriminative rates: the stem slowest, each later stage faster, the head fastest.
+    order = [rates.rates[f"stage{i}"] for i in range(5)] + [rates.rates["head"]]
+    assert order == sorted(order) and len(set(order)) == len(order)
+    np.testing.assert_allclose(order[0], 1e-2 * 0.3**5)
+
+
+def test_stages_of_a_resnet_cover_every_encoder_parameter_once():
+    model = tiny_model()
+    stages = encoder_stages(model.encoder)
+    assert len(stages) == 5
+    ids = [id(p) for s in stages for p in s]
+    assert sorted(ids) == sorted(id(p) for p in model.encoder.parameters())
+    groups = discriminative_groups(model, 1.0, 0.5)
+    assert [g["lr"] for g in groups] == [0.5**5, 0.5**4, 0.5**3, 0.5**2, 0.5, 1.0]
+
+
+def test_finetune_and_scratch_baseline_run_and_predict_every_test_image():
+    data = tiny_digits(30)
+    cfg = OmegaConf.structured(FinetuneConfig(frozen_epochs=1, unfrozen_epochs=1, batch_size=8))
+    encoder = tiny_model().encoder
+    before = snapshot(encoder)
+    for pretrained in (True, False):
+        model, chosen = finetune(
+            encoder, data, list(range(24)), 3, AUG, SIZE, cfg, seed=0, pretrained=pretrained
+        )
+        pred = predict_images(model, data, build_eval_transform(AUG, SIZE), batch_size=16)
+        assert pred.shape == (30,) and set(pred.tolist()) <= {0, 1, 2}
+        assert chosen["lr"] == cfg.lr
+    assert not changed(before, encoder, "")  # fine-tuning works on a copy
