@@ -1,0 +1,93 @@
+"""Data order and augmentations as pure functions of (seed, epoch, image index).
+
+A run resumed from the checkpoint at the end of epoch k must see the same epoch
+k+1 as the uninterrupted run: the same order of images and the same random
+crops, flips and colour changes. Neither may therefore depend on how much of
+the global random stream was used before (by model initialisation, by earlier
+epochs, by DataLoader workers started anew after the restart).
+
+:class:`EpochShuffleSampler` draws each epoch's permutation from its own
+generator seeded with (seed, epoch) and yields `(epoch, index)` pairs;
+:class:`EpochSeededDataset` transforms item `index` of epoch `epoch` under a
+generator state seeded with (seed, epoch, index). The result does not depend
+on the number of workers, on persistent workers, or on where a run was resumed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+def derived_seed(*entropy: int) -> int:
+    """A 63-bit seed from integers, well mixed (numpy's SeedSequence)."""
+    state = np.random.SeedSequence([int(e) for e in entropy]).generate_state(2, np.uint32)
+    return (int(state[0]) << 31) ^ int(state[1])
+
+
+class EpochShuffleSampler(Sampler[tuple[int, int]]):
+    """A new permutation of `range(n)` each epoch, fixed by `(seed, epoch)`.
+
+    Lightning calls :meth:`set_epoch` before every epoch; `start_epoch` covers the
+    first epoch after a resume, whose loader is created before that call.
+    """
+
+    def __init__(self, n: int, seed: int, start_epoch: int = 0) -> None:
+        self.n = n
+        self.seed = seed
+        self.epoch = start_epoch
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the permutation of `epoch` from the next iteration on."""
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        generator = torch.Generator().manual_seed(derived_seed(self.seed, self.epoch))
+        epoch = self.epoch
+        for index in torch.randperm(self.n, generator=generator).tolist():
+            yield epoch, index
+
+
+class EpochSeededDataset(Dataset):
+    """`(transform(image), label)` of `base[index]`, random draws seeded per item and epoch.
+
+    Takes `(epoch, index)` pairs from :class:`EpochShuffleSampler`; a plain int
+    index uses the global generator as usual.
+    """
+
+    def __init__(self, base: Dataset, transform: Callable[[Any], Any], seed: int) -> None:
+        self.base = base
+        self.transform = transform
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.base)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, int]:
+        if not isinstance(key, tuple):
+            image, label = self.base[key]
+            return self.transform(image), int(label)
+        epoch, index = key
+        image, label = self.base[index]
+        # torchvision's transforms draw from the global CPU generator: fork it, so the
+        # caller's stream is untouched, and seed it for this item.
+        with torch.random.fork_rng(devices=[]):
+            torch.random.default_generator.manual_seed(derived_seed(self.seed, epoch, index))
+            return self.transform(image), int(label)
+
+
+def reseed_globals(seed: int, epoch: int, rank: int = 0) -> None:
+    """Seed torch, numpy and `random` from (seed, epoch, rank) at the start of an epoch."""
+    import random
+
+    value = derived_seed(seed, epoch, rank)
+    torch.manual_seed(value)
+    np.random.seed(value % 2**32)
+    random.seed(value)
