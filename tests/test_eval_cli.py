@@ -1,0 +1,106 @@
+"""simclr-eval: a checkpoint in, a report out; data from the checkpoint unless given."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from simclr.errors import CheckpointError
+from simclr.evaluate.cli import data_overridden, effective_config
+from simclr.evaluate.cli import run_eval as evaluate_checkpoint
+from tests.hub_helpers import make_model, run_config, save_checkpoint
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = Path(sys.executable).with_name("simclr-eval")
+# One thread: small convolutions on a shared 2-core machine run many times faster so.
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def training_run(root: Path) -> Path:
+    """A run directory as simclr-pretrain leaves it: .hydra/ and checkpoints/last.ckpt,
+    trained (here: random weights) on the digits at 8 px."""
+    cfg = run_config("resnet18", "cifar", image_size=8)
+    cfg["data"].update(name="digits", root=None, num_workers=0)
+    encoder, head = make_model(cfg)
+    (root / ".hydra").mkdir(parents=True)
+    (root / "pretrain_done").write_text("42.0\n")
+    save_checkpoint(root / "checkpoints" / "last.ckpt", encoder, head, cfg)
+    return root
+
+
+def run_eval(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SCRIPT), *args], cwd=REPO, capture_output=True, text=True, timeout=300, env=ENV
+    )
+
+
+def test_simclr_eval_on_a_run_directory(tmp_path):
+    run = training_run(tmp_path / "run")
+    out = tmp_path / "eval"
+    result = run_eval(
+        f"checkpoint={run}",
+        f"hydra.run.dir={out}",
+        "eval.fractions=[0.1]",
+        "eval.seeds=2",
+        "eval.evaluators=[linear,knn]",
+        "eval.baselines=[raw_pixels]",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"report: {out / 'report.md'}" in result.stdout
+    report = json.loads((out / "report.json").read_text())
+    # The data came from the checkpoint's config (digits at 8 px), not this command's default.
+    assert report["config"]["data"]["image_size"] == 8
+    assert report["checkpoint"] == str(run / "checkpoints" / "last.ckpt")
+    assert report["timing"]["pretrain_seconds"] == 42.0
+    assert {(r["representation"], r["evaluator"]) for r in report["results"]} == {
+        ("simclr", "linear"),
+        ("simclr", "knn"),
+        ("raw_pixels", "linear"),
+        ("raw_pixels", "knn"),
+    }
+    assert report["command"].startswith(f"simclr-eval checkpoint={run}")
+    # The feature cache lives with the training run, for the next evaluation.
+    assert sorted(p.name.split("-")[0] for p in (run / "features").iterdir()) == [
+        "raw_pixels",
+        "simclr",
+    ]
+    assert (out / "eval_config.yaml").is_file()
+
+
+def test_missing_checkpoint_is_one_line_and_exit_2(tmp_path):
+    result = run_eval(f"hydra.run.dir={tmp_path / 'eval'}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("simclr-eval: error: checkpoint is not set")
+
+
+def test_a_missing_checkpoint_file_is_named(compose_config, tmp_path):
+    cfg = compose_config(f"checkpoint={tmp_path / 'nope.ckpt'}")
+    with pytest.raises(CheckpointError, match=r"nope\.ckpt"):
+        evaluate_checkpoint(cfg, [], tmp_path / "eval")
+
+
+def test_which_overrides_choose_the_data():
+    assert data_overridden(["data=folder", "checkpoint=x"])
+    assert data_overridden(["data.root=/d"])
+    assert data_overridden(["+experiment=digits"])
+    assert not data_overridden(["checkpoint=x", "eval.seeds=3", "+eval/data=folder"])
+    assert not data_overridden(["dataset_note=1"])
+
+
+def test_effective_config_takes_eval_from_the_command_and_the_rest_from_training(
+    compose_config,
+):
+    trained = run_config("resnet50", "imagenet", image_size=64)
+    cli_cfg = compose_config("eval.seeds=4", "data.image_size=16", "checkpoint=x")
+    cfg = effective_config(cli_cfg, trained, use_cli_data=False)
+    assert (cfg.encoder.arch, cfg.data.image_size, cfg.eval.seeds) == ("resnet50", 64, 4)
+    cfg = effective_config(cli_cfg, trained, use_cli_data=True)
+    assert cfg.data.image_size == 16 and cfg.data.name == "digits"
+    assert OmegaConf.select(cfg, "augment.mean") == trained["augment"]["mean"]
