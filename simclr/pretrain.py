@@ -62,19 +62,24 @@ def pretrain(cfg: DictConfig) -> float | None:
     from simclr.launch import check_launcher_supports, ddp_job_scope
     from simclr.models import feature_dim
     from simclr.module import SimCLRModule
+    from simclr.resume import ResumePoint, check_resumable
     from simclr.training import build_callbacks, build_trainer
 
     validate_config(cfg)
     run_dir = run_directory()
     resume_from = check_run_dir(run_dir, cfg.resume)
-    datamodule = SimCLRDataModule(cfg.data, cfg.augment)  # reads the data: fails fast
+    # Read and compare the checkpoint before the data: a mismatch fails in a second.
+    start = check_resumable(resume_from, cfg) if resume_from else ResumePoint(0, 0)
+    datamodule = SimCLRDataModule(  # reads the data: fails fast
+        cfg.data, cfg.augment, seed=int(cfg.seed), start_epoch=start.epoch
+    )
     pl.seed_everything(int(cfg.seed), workers=True)
     module = SimCLRModule(cfg)
     if cfg.encoder.compile:
         module.encoder.compile()  # in place, so checkpoint keys keep their names
     num_classes = len(datamodule.splits.classes) if datamodule.has_labeled_eval else None
     callbacks = build_callbacks(cfg, run_dir, feature_dim(module.encoder), num_classes)
-    trainer = build_trainer(cfg, run_dir, callbacks)
+    trainer = build_trainer(cfg, run_dir, callbacks, resume_step=start.global_step)
     check_launcher_supports(trainer.world_size)
     started = time.perf_counter()
     with ddp_job_scope():  # ranks > 0 run this very job; afterwards the group is gone

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
@@ -27,7 +25,9 @@ def test_digits_split_is_stratified_disjoint_and_fixed():
     assert len(splits.test) == 540
     train_labels = np.bincount(splits.train.labels)
     test_labels = np.bincount(splits.test.labels)
-    assert np.all(np.abs(train_labels / train_labels.sum() - test_labels / test_labels.sum()) < 0.02)
+    assert np.all(
+        np.abs(train_labels / train_labels.sum() - test_labels / test_labels.sum()) < 0.02
+    )
     again = build_datasets(data_cfg())
     assert np.array_equal(splits.test.images, again.test.images)
     train_rows = {img.tobytes() for img in splits.train.images}
@@ -56,7 +56,9 @@ def test_flat_folder_is_unlabeled_and_ignores_other_files(tmp_path):
     assert splits.unlabeled[0][1] == -1
 
 
-@pytest.mark.parametrize("mode,suffix", [("L", ".png"), ("RGBA", ".png"), ("P", ".png"), ("I;16", ".png"), ("L", ".jpg")])
+@pytest.mark.parametrize(
+    "mode,suffix", [("L", ".png"), ("RGBA", ".png"), ("P", ".png"), ("I;16", ".png"), ("L", ".jpg")]
+)
 def test_image_modes_are_converted_to_rgb(tmp_path, mode, suffix):
     path = tmp_path / f"img{suffix}"
     write_image(path, np.random.default_rng(0), mode=mode)
@@ -70,7 +72,7 @@ def test_corrupt_jpeg_is_named(tmp_path):
     path = tmp_path / "broken.jpg"
     write_image(path, np.random.default_rng(0), size=64)
     path.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(DataError, match="broken.jpg"):
+    with pytest.raises(DataError, match=r"broken\.jpg"):
         load_rgb(path)
 
 
@@ -101,14 +103,19 @@ def test_download_request_is_refused():
 
 
 def test_datamodule_gives_two_views_and_refuses_a_too_small_set(labeled_folder):
-    cfg = data_cfg(name="folder", root=str(labeled_folder), image_size=16, batch_size=8, num_workers=0)
+    cfg = data_cfg(
+        name="folder", root=str(labeled_folder), image_size=16, batch_size=8, num_workers=0
+    )
     dm = SimCLRDataModule(cfg, OmegaConf.structured(AugmentConfig))
     (v1, v2), labels = next(iter(dm.train_dataloader()))
     assert v1.shape == v2.shape == (8, 3, 16, 16) and labels.shape == (8,)
     images, _ = next(iter(dm.val_dataloader()))
     assert images.shape == (8, 3, 16, 16)
     with pytest.raises(DataError, match="fewer than one batch"):
-        SimCLRDataModule(data_cfg(name="folder", root=str(labeled_folder), batch_size=64), OmegaConf.structured(AugmentConfig))
+        SimCLRDataModule(
+            data_cfg(name="folder", root=str(labeled_folder), batch_size=64),
+            OmegaConf.structured(AugmentConfig),
+        )
 
 
 def test_skip_bad_images_keeps_going(tmp_path):
@@ -116,10 +123,20 @@ def test_skip_bad_images_keeps_going(tmp_path):
     for i in range(4):
         write_image(tmp_path / f"{i}.jpg", rng)
     (tmp_path / "2.jpg").write_bytes(b"garbage")
+    # Screened when the folder is read: left out (skip) or named at once (fail).
+    with pytest.warns(UserWarning, match=r"2\.jpg"):
+        splits = build_datasets(data_cfg(name="folder", root=str(tmp_path), on_bad_image="skip"))
+    assert len(splits.unlabeled) == 3 and "2.jpg" in splits.skipped[0]
+    with pytest.raises(DataError, match=r"2\.jpg"):
+        build_datasets(data_cfg(name="folder", root=str(tmp_path)))
+    # Damage found only when decoding (here: the file broke after it was read).
+    write_image(tmp_path / "2.jpg", rng)
     splits = build_datasets(data_cfg(name="folder", root=str(tmp_path), on_bad_image="skip"))
-    with pytest.warns(UserWarning, match="2.jpg"):
+    strict = build_datasets(data_cfg(name="folder", root=str(tmp_path)))
+    (tmp_path / "2.jpg").write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match=r"2\.jpg"):
         items = [splits.unlabeled[i] for i in range(4)]
     assert all(isinstance(img, Image.Image) for img, _ in items)
-    strict = build_datasets(data_cfg(name="folder", root=str(tmp_path)))
-    with pytest.raises(DataError, match="2.jpg"):
+    assert np.array_equal(np.asarray(items[2][0]), np.asarray(items[3][0]))  # the next image
+    with pytest.raises(DataError, match=r"2\.jpg"):
         strict.unlabeled[2]

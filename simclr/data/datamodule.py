@@ -7,7 +7,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from simclr.augment import (
     TwoViews,
@@ -16,6 +16,7 @@ from simclr.augment import (
     build_view_transform,
 )
 from simclr.data import build_datasets
+from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
 from simclr.data.splits import DataSplits
 from simclr.errors import DataError
 
@@ -42,10 +43,21 @@ class SimCLRDataModule(pl.LightningDataModule):
     fails before the model is built.
     """
 
-    def __init__(self, data_cfg: Any, augment_cfg: Any, splits: DataSplits | None = None) -> None:
+    def __init__(
+        self,
+        data_cfg: Any,
+        augment_cfg: Any,
+        splits: DataSplits | None = None,
+        *,
+        seed: int = 0,
+        start_epoch: int = 0,
+    ) -> None:
         super().__init__()
         self.data_cfg = data_cfg
         self.augment_cfg = augment_cfg
+        # Data order and views are functions of (seed, epoch, index): see simclr.data.epochs.
+        self.seed = int(seed)
+        self.start_epoch = int(start_epoch)  # > 0 when resuming
         self.splits = splits if splits is not None else build_datasets(data_cfg)
         self.pretrain_set = self.splits.pretraining_set()
         n, batch = len(self.pretrain_set), int(data_cfg.batch_size)  # type: ignore[arg-type]
@@ -60,12 +72,15 @@ class SimCLRDataModule(pl.LightningDataModule):
         """Whether an online probe can be validated (a labeled test split exists)."""
         return self.splits.test is not None
 
-    def _loader(self, dataset: Dataset, shuffle: bool, drop_last: bool) -> DataLoader:
+    def _loader(
+        self, dataset: Dataset, shuffle: bool, drop_last: bool, sampler: Sampler | None = None
+    ) -> DataLoader:
         workers = int(self.data_cfg.num_workers)
         return DataLoader(
             dataset,
             batch_size=int(self.data_cfg.batch_size),
-            shuffle=shuffle,
+            shuffle=shuffle if sampler is None else None,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=workers,
             pin_memory=bool(self.data_cfg.pin_memory) and torch.cuda.is_available(),
@@ -79,9 +94,13 @@ class SimCLRDataModule(pl.LightningDataModule):
         gpu = getattr(self.augment_cfg, "backend", "cpu") == "gpu"
         build = build_crop_transform if gpu else build_view_transform
         views = TwoViews(build(self.augment_cfg, size))
-        return self._loader(
-            TransformedDataset(self.pretrain_set, views), True, bool(self.data_cfg.drop_last)
-        )
+        drop_last = bool(self.data_cfg.drop_last)
+        if self.trainer is not None and self.trainer.world_size > 1:
+            # Lightning puts in a DistributedSampler, itself seeded per epoch.
+            return self._loader(TransformedDataset(self.pretrain_set, views), True, drop_last)
+        sampler = EpochShuffleSampler(len(self.pretrain_set), self.seed, self.start_epoch)  # type: ignore[arg-type]
+        dataset = EpochSeededDataset(self.pretrain_set, views, self.seed)
+        return self._loader(dataset, False, drop_last, sampler=sampler)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         if self.splits.test is None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import random
 import warnings
 from pathlib import Path
 
 from PIL import Image
 from torch.utils.data import Dataset
 
-from simclr.data.images import is_image_path, load_rgb
+from simclr.data.images import is_image_path, load_rgb, screen_images
 from simclr.data.splits import DataSplits
 from simclr.errors import DataError
 
@@ -17,9 +16,10 @@ from simclr.errors import DataError
 class ImageFileDataset(Dataset):
     """A list of image files with labels; decodes to RGB on access.
 
-    With `on_bad_image="skip"`, an unreadable file is named in a warning and a
-    random other image is returned in its place, so a long run survives one bad
-    JPEG; with "fail" it raises DataError naming the file.
+    Files are screened when the folder is read (see `folder_splits`); damage
+    found only when decoding is handled here: with `on_bad_image="skip"` the file
+    is named in a warning and the next image is returned in its place, so a long
+    run survives one bad JPEG; with "fail" it raises DataError naming the file.
     """
 
     def __init__(self, paths: list[Path], labels: list[int], on_bad_image: str = "fail") -> None:
@@ -41,7 +41,9 @@ class ImageFileDataset(Dataset):
                 if str(self.paths[index]) not in self.bad_files:
                     self.bad_files.add(str(self.paths[index]))
                     warnings.warn(f"skipping unreadable image: {err}", stacklevel=2)
-                index = random.randrange(len(self.paths))
+                # The next file, not a random one: no draw from the generators, whose
+                # streams fix the views (simclr.data.epochs).
+                index = (index + 1) % len(self.paths)
         raise DataError(f"{self.paths[index]}: too many unreadable images in a row")
 
 
@@ -56,7 +58,28 @@ def _image_files(directory: Path) -> list[Path]:
     return [p for p in files if is_image_path(p)]
 
 
-def _labeled_split(directory: Path, classes: list[str] | None, on_bad: str) -> ImageFileDataset:
+def _screened(files: list[Path], on_bad: str, skipped: list[str]) -> list[Path]:
+    """`files` without the damaged ones (skip), or DataError naming the first (fail)."""
+    bad = screen_images(files)
+    if not bad:
+        return files
+    first, why = next(iter(bad.items()))
+    if on_bad != "skip":
+        others = f" ({len(bad) - 1} more like it)" if len(bad) > 1 else ""
+        raise DataError(
+            f"{first}: {why}{others}; remove or replace it, or pass data.on_bad_image=skip"
+        )
+    warnings.warn(
+        f"data.on_bad_image=skip: leaving out {len(bad)} unreadable file(s), e.g. {first}: {why}",
+        stacklevel=3,
+    )
+    skipped += [f"{p}: {w}" for p, w in bad.items()]
+    return [p for p in files if p not in bad]
+
+
+def _labeled_split(
+    directory: Path, classes: list[str] | None, on_bad: str, skipped: list[str]
+) -> ImageFileDataset:
     found = sorted(d.name for d in directory.iterdir() if d.is_dir())
     if not found:
         raise DataError(f"{directory}: expected one subfolder per class, found none")
@@ -65,7 +88,7 @@ def _labeled_split(directory: Path, classes: list[str] | None, on_bad: str) -> I
     paths: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(found):
-        files = _image_files(directory / name)
+        files = _screened(_image_files(directory / name), on_bad, skipped)
         paths += files
         labels += [label] * len(files)
     if not paths:
@@ -82,17 +105,21 @@ def folder_splits(root: str | None, on_bad_image: str = "fail") -> DataSplits:
         raise DataError(f"data.root={root}: no such directory")
     if not any(path.iterdir()):
         raise DataError(f"data.root={root}: the directory is empty")
+    skipped: list[str] = []
     if (path / "train").is_dir():
-        train = _labeled_split(path / "train", None, on_bad_image)
+        train = _labeled_split(path / "train", None, on_bad_image, skipped)
         classes = sorted(d.name for d in (path / "train").iterdir() if d.is_dir())
         test = (
-            _labeled_split(path / "test", classes, on_bad_image)
+            _labeled_split(path / "test", classes, on_bad_image, skipped)
             if (path / "test").is_dir()
             else None
         )
-        return DataSplits(train, test, None, classes, f"image folder {path}")
+        return DataSplits(train, test, None, classes, f"image folder {path}", skipped)
     files = _image_files(path)
     if not files:
         raise DataError(f"data.root={root}: no images found (expected .jpg/.png files)")
+    files = _screened(files, on_bad_image, skipped)
+    if not files:
+        raise DataError(f"data.root={root}: every image is unreadable (see the warning above)")
     unlabeled = ImageFileDataset(files, [-1] * len(files), on_bad_image)
-    return DataSplits(None, None, unlabeled, [], f"unlabeled image folder {path}")
+    return DataSplits(None, None, unlabeled, [], f"unlabeled image folder {path}", skipped)

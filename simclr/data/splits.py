@@ -21,6 +21,8 @@ class DataSplits:
     unlabeled: Dataset | None = None
     classes: list[str] = field(default_factory=list)
     source: str = ""  # what was read, for messages and reports
+    # "<file>: <problem>" for each file left out (data.on_bad_image=skip), for the report.
+    skipped: list[str] = field(default_factory=list)
 
     def pretraining_set(self) -> Dataset:
         """Every image usable for self-supervised pretraining (never the test split)."""
