@@ -120,8 +120,10 @@ def _main(cfg: DictConfig) -> Any:
 
 def cli() -> None:
     """Console entry point of `simclr-eval`."""
+    from simclr.cli import run_app
+
     register_configs()
-    _main()
+    run_app("simclr-eval", _main, CONF_DIR)  # bad overrides: one line, exit 2
 
 
 if __name__ == "__main__":
