@@ -130,3 +130,11 @@ def test_ddp_job_scope_keeps_the_environment_of_an_externally_started_rank(monke
     with launch.ddp_job_scope():
         pass
     assert os.environ["LOCAL_RANK"] == "0" and os.environ["RANK"] == "0"
+
+
+def test_fsdp_is_refused_with_the_reason(compose_config):
+    from simclr.config import validate_config
+
+    cfg = compose_config("trainer.strategy=fsdp")
+    with pytest.raises(ConfigError, match=r"trainer\.strategy=fsdp.*ddp"):
+        validate_config(cfg)

@@ -116,6 +116,13 @@ def validate_config(cfg: DictConfig) -> None:
             f"trainer.accumulate_grad_batches={tr.accumulate_grad_batches} must be >= 1"
         )
     _choice("trainer.logger", tr.logger, ("csv", "tensorboard", "none"))
+    if str(tr.strategy).lower().startswith("fsdp"):
+        # docs/distributed.md, "FSDP": shards hold pieces of each layer, and LARS needs
+        # whole-layer norms; a ResNet's memory is activations, which FSDP does not shard.
+        raise ConfigError(
+            f"trainer.strategy={tr.strategy}: FSDP is not supported for SimCLR ResNets "
+            "(nothing to gain, and LARS needs whole-layer weight norms); use trainer.strategy=ddp"
+        )
     _choice("resume", cfg.resume, ("never", "auto"))
     validate_eval(cfg.eval)
 
