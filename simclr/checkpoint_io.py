@@ -25,7 +25,7 @@ import torch
 from lightning_fabric.utilities.types import _PATH
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
-from simclr.errors import OutputError
+from simclr.errors import CheckpointError, OutputError
 
 TEMP_SUFFIX = ".tmp"
 
@@ -102,6 +102,19 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         """Read a checkpoint with `weights_only=True`; CheckpointError names a bad file."""
         if "://" in str(path):
             return super().load_checkpoint(path, map_location, weights_only=True)
-        from simclr.hub.sources import read_checkpoint
+        return read_training_checkpoint(Path(path))
 
-        return read_checkpoint(Path(path))
+
+def read_training_checkpoint(path: Path) -> dict[str, Any]:
+    """A Lightning checkpoint read weights-only; CheckpointError (one line) otherwise.
+
+    Named errors: no such file, empty, not a checkpoint at all, truncated or damaged,
+    and "refused" for one that needs code to unpickle (which never runs).
+    """
+    from simclr.hub import sources
+
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such file; expected a Lightning .ckpt")
+    if sources.sniff(path) != "ckpt":
+        raise CheckpointError(f"{path}: a safetensors export, not a training checkpoint")
+    return sources.read_checkpoint(path)

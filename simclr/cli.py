@@ -106,14 +106,12 @@ def _suggest(key: str, object_type: Any) -> str:
     return f" (did you mean {close[0]}?)" if close else ""
 
 
-def _override_for(key: str, overrides: Sequence[str]) -> str:
-    """The command-line override that set `key` (or `key` itself)."""
+def _override_for(key: str, overrides: Sequence[str], value: Any = None) -> str:
+    """The command-line override that set `key` to `value` (or `key` itself)."""
     base = re.sub(r"\[\d+\]$", "", key)
-    for override in overrides:
-        name = override.split("=", 1)[0].lstrip("+~")
-        if name in (key, base):
-            return override
-    return base
+    matching = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in (key, base)]
+    with_value = [o for o in matching if value is not None and o.endswith(f"={value}")]
+    return (with_value or matching or [base])[-1]  # the last one wins, as in Hydra
 
 
 def explain_composition_error(err: Exception, overrides: Sequence[str]) -> str:
@@ -143,7 +141,8 @@ def explain_composition_error(err: Exception, overrides: Sequence[str]) -> str:
                 owner = cause.parent_node._get_parent()
                 list_key = re.sub(r"\[\d+\]$", "", key).rsplit(".", 1)[-1]
                 hint = _field_hint(OmegaConf.get_type(owner), list_key) if owner else None
-            return f"{_override_for(key, overrides)}: expected {_describe_type(hint)}"
+            culprit = _override_for(key, overrides, cause.value)
+            return f"{culprit}: expected {_describe_type(hint)}"
         if kind == "ConfigTypeError":
             return f"{_override_for(key, overrides)}: {key} cannot be removed or retyped"
     first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__

@@ -64,15 +64,21 @@ def _flatten(node: Any, prefix: str) -> dict[str, Any]:
     return {prefix: node}
 
 
+def _select(tree: dict[str, Any], key: str) -> Any:
+    node: Any = tree
+    for part in key.split("."):
+        node = node.get(part) if isinstance(node, dict) else None
+    return node
+
+
 def config_differences(
     saved: dict[str, Any], current: dict[str, Any], keys: tuple[str, ...] = MUST_MATCH
 ) -> list[str]:
     """`key=<saved> there, <current> now` for every leaf under `keys` that differs."""
-    saved_cfg, current_cfg = OmegaConf.create(saved), OmegaConf.create(current)
     differences = []
     for key in keys:
-        old = _flatten(OmegaConf.select(saved_cfg, key, default=None), key)
-        new = _flatten(OmegaConf.select(current_cfg, key, default=None), key)
+        old = _flatten(_select(saved, key), key)
+        new = _flatten(_select(current, key), key)
         for leaf in sorted(set(old) | set(new)):
             if leaf not in NEVER_COMPARED and old.get(leaf) != new.get(leaf):
                 differences.append(f"{leaf}={old.get(leaf)!r} there, {new.get(leaf)!r} now")
@@ -99,9 +105,9 @@ def check_resumable(path: Path, cfg: DictConfig) -> ResumePoint:
             by simclr-pretrain, or holds another model (a MUST_MATCH key differs). A
             difference in a SHOULD_MATCH key only warns.
     """
-    from simclr.hub.sources import read_checkpoint
+    from simclr.checkpoint_io import read_training_checkpoint
 
-    ckpt = read_checkpoint(path)
+    ckpt = read_training_checkpoint(path)
     saved = (ckpt.get("hyper_parameters") or {}).get("config")
     if not isinstance(saved, dict) or "loops" not in ckpt:
         raise CheckpointError(
