@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
@@ -26,6 +27,17 @@ from simclr.evaluate.finetune import (
 from simclr.models import build_encoder
 
 SIZE = 8
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Small convolutions on a shared 2-core machine: one thread is many times faster.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 AUG = OmegaConf.structured(AugmentConfig(mean=[0.5] * 3, std=[0.5] * 3, hflip_p=0.0))
 
 

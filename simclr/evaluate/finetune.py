@@ -193,6 +193,7 @@ def finetune(
     seed: int,
     *,
     pretrained: bool = True,
+    num_workers: int = 0,
 ) -> tuple[Classifier, dict[str, Hyper]]:
     """Fine-tune a copy of `encoder` on `train_set[indices]` as `cfg` (`eval.finetune`) says.
 
@@ -213,6 +214,8 @@ def finetune(
             shuffle=True,
             drop_last=len(indices) > batch,  # no 1-example last batch for BatchNorm
             generator=torch.Generator().manual_seed(seed),
+            num_workers=num_workers,
+            persistent_workers=num_workers > 0,  # one pool for every epoch of both phases
         )
         lr, frozen_epochs = float(cfg.lr), int(cfg.frozen_epochs)
         phase = partial(train_phase, model, loader, weight_decay=float(cfg.weight_decay))
@@ -232,8 +235,8 @@ def finetune(
 def predict_images(
     model: nn.Module, dataset: Dataset, transform: Any, batch_size: int
 ) -> np.ndarray:
-    """Predicted class of every item of `dataset` (eval transform, eval mode)."""
-    device = next(model.parameters()).device
-    model.eval()
+    """Predicted class of every item of `dataset` (eval transform, eval mode, GPU if any)."""
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model.eval().to(device)
     loader = DataLoader(TransformedDataset(dataset, transform), batch_size=batch_size)
     return torch.cat([model(x.to(device)).argmax(dim=1).cpu() for x, _ in loader]).numpy()

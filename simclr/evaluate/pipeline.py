@@ -104,9 +104,16 @@ def evaluate_encoder(
     for name, (model, model_id) in reps.items():
         home = next(model.parameters(), torch.empty(0)).device
         features[name] = cached_features(
-            model, model_id, name, splits, data_cfg, transform, cache_dir or out_dir / "features",
-            batch_size=int(ev.batch_size), device=device,
-        )  # fmt: skip
+            model,
+            model_id,
+            name,
+            splits,
+            data_cfg,
+            transform,
+            cache_dir or out_dir / "features",
+            batch_size=int(ev.batch_size),
+            device=device,
+        )
         model.to(home)  # extraction may have moved it to the GPU
     features_seconds = time.perf_counter() - started
 
@@ -118,8 +125,9 @@ def evaluate_encoder(
         if "supervised" in ev.baselines:
             tuned["supervised"] = (random_init_encoder(cfg), False)
         ys = features["simclr"]
+        workers = int(getattr(data_cfg, "num_workers", 0))
         results += run_finetune(
-            tuned, splits, ys.train_y, ys.test_y, ev, cfg.augment, image_size, transform
+            tuned, splits, ys.train_y, ys.test_y, ev, cfg.augment, image_size, transform, workers
         )
     elif "supervised" in ev.baselines:
         notes.append("supervised baseline skipped: it needs the finetune evaluator")

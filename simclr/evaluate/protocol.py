@@ -128,6 +128,7 @@ def run_finetune(
     augment_cfg: Any,
     image_size: int,
     eval_transform: Any,
+    num_workers: int = 0,
 ) -> list[SeedResult]:
     """Fine-tune each `name: (encoder, pretrained)` on the fine-tuning fractions' subsets.
 
@@ -147,9 +148,17 @@ def run_finetune(
         encoder, pretrained = encoders[name]
         idx = subsets[seed][f]
         model, chosen = finetune(
-            encoder, splits.train, idx.tolist(), num_classes, augment_cfg, image_size,
-            ev.finetune, seed, pretrained=pretrained,
-        )  # fmt: skip
+            encoder,
+            splits.train,
+            idx.tolist(),
+            num_classes,
+            augment_cfg,
+            image_size,
+            ev.finetune,
+            seed,
+            pretrained=pretrained,
+            num_workers=num_workers,
+        )
         pred = predict_images(model, splits.test, eval_transform, int(ev.batch_size))
         acc = float(np.mean(pred == test_y))
         results.append(SeedResult(name, "finetune", f, seed, len(idx), acc, chosen))
