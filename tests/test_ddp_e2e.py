@@ -8,6 +8,7 @@ directory, no `.hydra/`, no checkpoints or logs outside the one run directory.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import torch
 
 from tests.test_pretrain_e2e import SCRIPT, TINY
+from tests.test_sweeps import TINY_EVAL
 
 pytestmark = pytest.mark.distributed
 
@@ -38,8 +40,8 @@ def test_two_process_run_writes_one_directory_from_rank_zero(labeled_folder, tmp
     work = tmp_path / "work"  # the working directory: rank 1 must not create anything here
     work.mkdir()
     run_dir = tmp_path / "run"
-    args = [*TINY, *DDP, "optim.lr=0.3", f"data.root={labeled_folder}", f"hydra.run.dir={run_dir}"]
-    result = run(work, *args)
+    args = [*TINY, *TINY_EVAL, *DDP, "optim.lr=0.3"]  # eval after TINY's eval=none wins
+    result = run(work, *args, f"data.root={labeled_folder}", f"hydra.run.dir={run_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
 
     ckpt = load_checkpoint(run_dir)
@@ -51,7 +53,12 @@ def test_two_process_run_writes_one_directory_from_rank_zero(labeled_folder, tmp
     groups = ckpt["optimizer_states"][0]["param_groups"]
     assert all(g["initial_lr"] == pytest.approx(0.3 * 16 / 256) for g in groups)
 
-    assert {p.name for p in run_dir.iterdir()} == RUN_FILES | {RANK1_LOG}
+    # The online probe ran under DDP; the evaluation ran once, on rank 0, after training.
+    assert "online_probe/val_acc" in (run_dir / "logs" / "metrics.csv").read_text()
+    assert json.loads((run_dir / "report.json").read_text())["headline"]["mean"] is not None
+    evaluated = {"report.json", "report.md", "features", "embedding.png", "label_efficiency.png"}
+    written = RUN_FILES - {"pretrain_done"} | evaluated | {RANK1_LOG}
+    assert {p.name for p in run_dir.iterdir()} == written
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [
         "best.ckpt",
         "last.ckpt",
@@ -91,3 +98,15 @@ def test_torchrun_ranks_share_one_directory_named_after_the_launch(labeled_folde
     assert len(runs) == 1 and runs[0].name.startswith("torchrun-")
     assert {p.name for p in runs[0].iterdir()} == RUN_FILES | {"pretrain_rank1.log"}
     assert "encoder.conv1.weight" in load_checkpoint(runs[0])["state_dict"]
+
+
+def test_evaluation_gets_a_plain_encoder_without_syncbatchnorm(compose_config):
+    from simclr.models import build_encoder
+    from simclr.pretrain import plain_encoder
+
+    cfg = compose_config("encoder=resnet18", "encoder.stem=cifar")
+    trained = torch.nn.SyncBatchNorm.convert_sync_batchnorm(build_encoder(cfg.encoder))
+    plain = plain_encoder(trained, cfg)
+    assert not any(isinstance(m, torch.nn.SyncBatchNorm) for m in plain.modules())
+    for key, value in trained.state_dict().items():
+        assert torch.equal(plain.state_dict()[key], value), key
