@@ -112,8 +112,8 @@ def external_launch_overrides(
     """Hydra overrides to append for a rank that torchrun/SLURM started ([] otherwise).
 
     Every rank gets the same ``hydra.run.dir`` (``hydra.sweep.dir`` under ``-m``)
-    unless the user gave one; ranks > 0 also get a job name of their own, so that their log file is
-    not rank 0's (``.hydra/`` is kept to rank 0 by :func:`rank_zero_only`).
+    unless the user gave one; ranks > 0 also get a job name of their own, so that
+    their log file is not rank 0's (:func:`rank_zero_only` keeps ``.hydra/`` to rank 0).
     """
     rank = external_rank(env)
     if rank is None:
