@@ -27,10 +27,10 @@ print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'light
       'kornia', kornia.__version__, 'hydra', hydra.__version__, 'gpu', torch.cuda.get_device_name(0))"
 } 2>&1 | tee "$OUT/gpu_env.txt"
 
-timeout 240 "$PY" -m pytest -q -m gpu -p no:cacheprovider -o addopts="" \
+timeout 170 "$PY" -m pytest -q -m gpu -p no:cacheprovider -o addopts="" \
     tests/test_gpu.py tests/test_augment_gpu.py 2>&1 | tee "$OUT/pytest_gpu.log"
 echo "pytest -m gpu exit: ${PIPESTATUS[0]}" | tee -a "$OUT/pytest_gpu.log"
 
-timeout "${B5_LIMIT:-300}" "$PY" benchmarks/b5_gpu.py --compile "$@" 2>&1 \
+timeout "${B5_LIMIT:-400}" "$PY" benchmarks/b5_gpu.py --compile "$@" 2>&1 \
     | grep -v -e "Tip:" -e "^[│┃┏┡└]" | tee "$OUT/b5.log"
 echo "b5 exit: ${PIPESTATUS[0]}" | tee -a "$OUT/b5.log"
