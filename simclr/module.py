@@ -80,20 +80,25 @@ class SimCLRModule(pl.LightningModule):
         z1, z2 = self.head(features).chunk(2)
         loss = self.criterion(z1, z2)
         if not torch.isfinite(loss):
-            if self.cfg.loss.skip_nonfinite:
+            if self.cfg.loss.skip_nonfinite and self._weights_finite():
                 self.skipped_nonfinite += 1
                 self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
                 return None  # Lightning skips the optimizer step for this batch
             from simclr.resume import last_good_checkpoint
 
+            # Skipping cannot help once the weights themselves are NaN/inf.
+            why = "" if self._weights_finite() else " and the weights are no longer finite"
             raise NonFiniteLossError(
                 f"loss is {loss.item()} at global step {self.global_step} (epoch "
-                f"{self.current_epoch}, batch {batch_idx}); last good checkpoint: "
+                f"{self.current_epoch}, batch {batch_idx}){why}; last good checkpoint: "
                 f"{last_good_checkpoint(self._trainer)} (resume=auto continues from it; "
                 "loss.skip_nonfinite=true skips such steps)"
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
         return {"loss": loss, "features": features[:n].detach(), "labels": labels}
+
+    def _weights_finite(self) -> bool:
+        return all(bool(torch.isfinite(p).all()) for p in self.parameters())
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         # Validation only produces features; the online-probe callback scores them.
