@@ -200,7 +200,10 @@ def _job_overrides(overrides: Sequence[str], multirun: bool) -> Iterator[list[st
         return
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as err:
+        raise ConfigError(explain_composition_error(err, overrides)) from None
     choices: list[list[str]] = []
     for item in parsed:
         if not item.is_sweep_override():

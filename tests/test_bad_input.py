@@ -89,6 +89,7 @@ PRETRAIN_CASES = [
     ("wrong-type-list", ["augment.crop_scale=0.5"], ["augment.crop_scale=0.5", "list of floats"]),
     ("unparsable-override", ["optim.lr=[1"], ["optim.lr=[1", "cannot parse"]),
     ("sweep-without-multirun", ["optim.lr=0.1,0.2"], ["optim.lr=0.1,0.2", "--multirun"]),
+    ("sweep-with-a-bad-value", ["-m", "optim.lr=0.1,abc"], ["optim.lr=abc", "expected a float"]),
     ("batch-size-below-2", ["data.batch_size=1"], ["data.batch_size=1", ">= 2"]),
     ("temperature-zero", ["loss.temperature=0"], ["loss.temperature=0.0", "> 0"]),
     ("temperature-negative", ["loss.temperature=-0.1"], ["loss.temperature=-0.1", "> 0"]),
@@ -118,11 +119,14 @@ PRETRAIN_CASES = [
 def test_pretrain_bad_input(tmp_path, labeled_folder, capfd, overrides, named):
     world = _world(tmp_path, labeled_folder)
     fill = {k: str(v) for k, v in world.items()}
+    flags = [o for o in overrides if o.startswith("-")]  # Hydra wants -m before overrides
     argv = [
+        *flags,
         *TINY,
         f"data.root={world['data']}",
         f"hydra.run.dir={world['run']}",
-        *(o.format(**fill) for o in overrides),
+        f"hydra.sweep.dir={world['run']}/sweep",
+        *(o.format(**fill) for o in overrides if o not in flags),
     ]
     before = snapshot(tmp_path)
     result = run_cli(pretrain.cli, "simclr-pretrain", argv, capfd)
