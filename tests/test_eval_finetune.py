@@ -22,6 +22,7 @@ from simclr.evaluate.finetune import (
     encoder_stages,
     finetune,
     predict_images,
+    recalibrate_batchnorm,
     train_phase,
 )
 from simclr.models import build_encoder
@@ -121,3 +122,15 @@ def test_finetune_and_scratch_baseline_run_and_predict_every_test_image():
         assert pred.shape == (30,) and set(pred.tolist()) <= {0, 1, 2}
         assert chosen["lr"] == cfg.lr
     assert not changed(before, encoder, "")  # fine-tuning works on a copy
+
+
+def test_batchnorm_statistics_are_re_estimated_on_the_images():
+    model, data = tiny_model(), tiny_digits()
+    transform = build_eval_transform(AUG, SIZE)
+    recalibrate_batchnorm(model, data, transform, seed=0)
+    images = torch.stack([transform(data[i][0]) for i in range(len(data))])
+    with torch.no_grad():
+        first = model.encoder.conv1(images)  # what bn1 normalises
+    torch.testing.assert_close(model.encoder.bn1.running_mean, first.mean(dim=(0, 2, 3)))
+    var = first.var(dim=(0, 2, 3), unbiased=True)
+    torch.testing.assert_close(model.encoder.bn1.running_var, var, rtol=1e-4, atol=1e-5)

@@ -6,7 +6,9 @@ rates: the head gets `lr`, the last encoder stage `lr * decay`, the one before
 `lr * decay**2`, down to the stem, since early layers hold the most general
 features and should move least. Each phase uses a one-cycle schedule. An optional
 learning-rate finder (Lightning's Tuner) picks `lr` for the head first. bf16
-mixed precision on a GPU that supports it.
+mixed precision on a GPU that supports it. Finally the BatchNorm statistics are
+re-estimated on the train split's images (labels unused): a few dozen steps leave
+the running averages far from the trained weights' statistics.
 
 The supervised-from-scratch baseline uses the same data, schedule length and
 head, but trains every layer from random init at one rate from the start.
@@ -27,12 +29,16 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 
+from simclr.augment import build_eval_transform
 from simclr.data.datamodule import TransformedDataset
 from simclr.evaluate.probe import Hyper
 from simclr.models.encoder import infer_feature_dim
+
+BN_IMAGES = 10_000  # enough for stable BatchNorm statistics, bounded on large splits
 
 
 class Classifier(nn.Module):
@@ -228,7 +234,31 @@ def finetune(
         else:
             epochs = frozen_epochs + int(cfg.unfrozen_epochs)
             phase(frozen=False, epochs=epochs, lr=lr, decay=1.0)
+        eval_transform = build_eval_transform(augment_cfg, image_size)
+        recalibrate_batchnorm(model, train_set, eval_transform, seed, num_workers)
     return model, {"lr": lr}
+
+
+def recalibrate_batchnorm(
+    model: nn.Module,
+    images: Dataset,
+    transform: Any,
+    seed: int,
+    num_workers: int = 0,
+    max_images: int = BN_IMAGES,
+) -> None:
+    """Re-estimate BatchNorm statistics on `images` (labels unused).
+
+    After a few dozen steps on a few labels the running averages lag far behind
+    the trained weights; in eval mode the classifier then falls to chance. One
+    pass over (up to `max_images` of) the train split's images fixes them.
+    """
+    n = len(images)  # type: ignore[arg-type]
+    picked = torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:max_images]
+    data = TransformedDataset(Subset(images, picked.tolist()), transform)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    loader = DataLoader(data, batch_size=256, num_workers=num_workers)
+    update_bn(loader, model.to(device), device)
 
 
 @torch.no_grad()
