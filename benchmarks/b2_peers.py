@@ -13,12 +13,41 @@ the rates include the epoch boundaries. Ratio = ours images/s / peer images/s.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from bench_data import jpeg_folder
-from common import PEERS, fmt, median, peer_state, peer_version, write_result
+from common import (
+    BENCH_DIR,
+    OUR_PYTHON,
+    PEERS,
+    fmt,
+    median,
+    peer_python,
+    peer_state,
+    peer_version,
+    run_worker,
+    write_result,
+)
 from workers import ours_case, run_ours, run_peer
 
 NAME = "b2_peers"
+
+
+def view_cost(toolkit: str, folder: Path) -> dict[str, Any]:
+    """CPU ms per image of `toolkit`'s decode + two views (views_worker.py, one thread)."""
+    python = OUR_PYTHON if toolkit == "ours" else peer_python(toolkit)
+    if python is None:
+        return {"error": peer_state(toolkit)}
+    argv: list[Any] = [
+        python,
+        BENCH_DIR / "views_worker.py",
+        "--toolkit",
+        toolkit,
+        "--data",
+        folder,
+    ]
+    return run_worker(argv, timeout=600)
 
 
 def main() -> None:
@@ -51,16 +80,19 @@ def main() -> None:
                 )
             )
 
+    views = {t: view_cost(t, folder) for t in runs}
+
     def stat(toolkit: str, key: str) -> float:
         return median(x[key] for x in runs[toolkit] if "error" not in x and x.get(key))
 
-    table = {
+    table: dict[str, dict[str, Any]] = {
         t: {
             "images_per_s": stat(t, "images_per_s"),
             "peak_tree_pss_mib": stat(t, "peak_tree_pss_mib"),
             "peak_rss_main_mib": stat(t, "peak_rss_main_mib"),
             "steady_step_s": stat(t, "steady_step_s"),
             "boundary_step_s": stat(t, "boundary_step_s"),
+            "views_ms_per_image": views[t].get("ms_per_image"),
             "state": "measured" if any("error" not in x for x in runs[t]) else runs[t][0]["error"],
         }
         for t in runs
@@ -97,7 +129,8 @@ def main() -> None:
             }
         )
         notes.append(
-            f"{peer}: step in an epoch {fmt(row['steady_step_s'])} s vs ours "
+            f"{peer}: decode + two views {fmt(row['views_ms_per_image'])} ms/image on one core vs "
+            f"ours {fmt(ours['views_ms_per_image'])} ms; step in an epoch {fmt(row['steady_step_s'])} s vs ours "
             f"{fmt(ours['steady_step_s'])} s; first step of an epoch {fmt(row['boundary_step_s'])} "
             f"s vs ours {fmt(ours['boundary_step_s'])} s."
         )

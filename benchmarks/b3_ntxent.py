@@ -12,6 +12,7 @@ the reference formula evaluated in float64 here.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,7 +50,7 @@ def run_impl(impl: str, dtype: str, batches: str, repeats: int, check: str) -> d
     python = OUR_PYTHON if impl in ("ours", "reference") else peer_python(impl)
     if python is None:
         return {"impl": impl, "dtype": dtype, "error": peer_state(impl)}
-    argv = [python, BENCH_DIR / "ntxent_worker.py", "--impl", impl, "--dtype", dtype]
+    argv: list[Any] = [python, BENCH_DIR / "ntxent_worker.py", "--impl", impl, "--dtype", dtype]
     argv += ["--batches", batches, "--repeats", str(repeats), "--check", check]
     log(f"nt-xent {impl} {dtype}")
     result = run_worker(argv, timeout=1800)
@@ -63,7 +64,7 @@ def main() -> None:
     p.add_argument("--peers", action="store_true", help="also bolts' and lightly's losses")
     p.add_argument("--batches", default="256,512,1024,2048,4096,8192")
     p.add_argument("--dtypes", default="float32,bfloat16")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=4)
     args = p.parse_args()
 
     check, ref64 = check_inputs()

@@ -52,38 +52,43 @@ def ours_overrides(data: Path, digits: bool, args: argparse.Namespace, views: st
     ]
 
 
+def _run(
+    toolkit: str, name: str, data: Path, digits: bool, args: argparse.Namespace, **how: Any
+) -> dict[str, Any]:
+    """One pretraining run of `toolkit`; `how` holds max_steps, or epochs and budget_s."""
+    if toolkit.startswith("ours"):
+        views = "cifar" if toolkit == "ours_cifar_views" else "digits"
+        case = ours_overrides(data, digits, args, views)
+        if "max_steps" in how:
+            case.append(f"trainer.max_steps={how['max_steps']}")
+        else:
+            case.append(f"trainer.max_epochs={how['epochs']}")
+        return run_ours("pretrain", case, name=name, warmup=1, budget_s=how.get("budget_s"))
+    return run_peer(
+        toolkit,
+        data=data,
+        name=name,
+        image_size=args.image_size,
+        batch=args.batch,
+        epochs=how.get("epochs", 1),
+        workers=args.workers,
+        warmup=1,
+        max_steps=how.get("max_steps", -1),
+        budget_s=how.get("budget_s"),
+        save_encoder=toolkit == "lightly",
+    )
+
+
 def train(toolkit: str, data: Path, digits: bool, args: argparse.Namespace) -> dict[str, Any]:
     """Calibrate, then pretrain for the budget; the result names the trained weights."""
     n_train = labeled_counts(data)["train"]
     epoch_images = (n_train // args.batch) * args.batch
-    common = {"warmup": 1}
-    if toolkit.startswith("ours"):
-        views = "cifar" if toolkit == "ours_cifar_views" else "digits"
-        case = ours_overrides(data, digits, args, views)
-        probe = run_ours(
-            "pretrain", [*case, "trainer.max_steps=3"], name=f"b4_{toolkit}_cal", **common
-        )
-    else:
-        peer_args = dict(
-            data=data, image_size=args.image_size, batch=args.batch, workers=args.workers
-        )
-        probe = run_peer(
-            toolkit, name=f"b4_{toolkit}_cal", epochs=1, max_steps=3, **peer_args, **common
-        )  # type: ignore[arg-type]
+    probe = _run(toolkit, f"b4_{toolkit}_cal", data, digits, args, max_steps=3)
     if "error" in probe:
         return probe
     epochs = max(1, int(args.budget_s * probe["images_per_s"] / epoch_images))
     log(f"{toolkit}: {probe['images_per_s']:.1f} img/s -> {epochs} epochs in {args.budget_s} s")
-    if toolkit.startswith("ours"):
-        run = run_ours(
-            "pretrain", [*case, f"trainer.max_epochs={epochs}"], name=f"b4_{toolkit}",
-            budget_s=args.budget_s, **common,
-        )  # fmt: skip
-    else:
-        run = run_peer(
-            toolkit, name=f"b4_{toolkit}", epochs=epochs, budget_s=args.budget_s,
-            save_encoder=toolkit == "lightly", **peer_args, **common,  # type: ignore[arg-type]
-        )  # fmt: skip
+    run = _run(toolkit, f"b4_{toolkit}", data, digits, args, epochs=epochs, budget_s=args.budget_s)
     run["planned_epochs"] = epochs
     run["calibration_images_per_s"] = probe["images_per_s"]
     return run
@@ -125,6 +130,7 @@ def probe_all(
         got = [
             extract(model, split, transform, batch_size=256)
             for split in (splits.train, splits.test)
+            if split is not None
         ]
         features[name] = FeatureSet(got[0][0], got[0][1], got[1][0], got[1][1])
     fractions = [float(f) for f in args.fractions.split(",")]
@@ -187,7 +193,7 @@ def write(runs: dict, summaries: list[Any], data: Path, digits: bool, args: Any)
         for s in summaries
     ]
     train = {
-        t: {k: r.get(k) for k in ("planned_epochs", "epochs", "global_step", "train_seconds",
+        t: {k: r.get(k) for k in ("planned_epochs", "epochs", "steps", "train_seconds",
                                   "images_per_s", "calibration_images_per_s", "error")}
         for t, r in runs.items()
     }  # fmt: skip

@@ -25,7 +25,9 @@ def _smooth_image(rng: np.random.Generator, size: int) -> Image.Image:
     Pure noise would make JPEG decoding unrepresentatively slow; a flat image too fast.
     """
     coarse = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
-    field = np.asarray(Image.fromarray(coarse).resize((size, size), Image.BICUBIC), np.int16)
+    field = np.asarray(
+        Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC), np.int16
+    )
     noise = rng.integers(-20, 21, (size, size, 3), dtype=np.int16)
     return Image.fromarray(np.clip(field + noise, 0, 255).astype(np.uint8))
 

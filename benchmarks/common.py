@@ -217,7 +217,7 @@ def peer_version(name: str, package: str) -> str | None:
 
 
 def run_worker(
-    argv: Sequence[str | Path], timeout: float, env: dict[str, str] | None = None
+    argv: Sequence[Any], timeout: float, env: dict[str, str] | None = None
 ) -> dict[str, Any]:
     """Run a worker script and return the JSON object on the last line of its stdout.
 

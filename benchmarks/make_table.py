@@ -98,7 +98,7 @@ def accuracy_table(result: dict[str, Any]) -> list[str]:
         "",
         "| encoder | "
         + " | ".join(f"{f:.0%} labels" for f in fractions)
-        + " | epochs run | train s |",
+        + " | epochs (steps) run | train s |",
         "|---|" + "---:|" * (len(fractions) + 2),
     ]
     for enc in encoders:
@@ -109,7 +109,10 @@ def accuracy_table(result: dict[str, Any]) -> list[str]:
                 f"{100 * r['accuracy_mean']:.1f} ± {100 * r['accuracy_std']:.1f}" if r else "—"
             )
         t = training.get(enc, {})
-        cells += [str(t.get("epochs") or "—"), fmt(t.get("train_seconds"), 0)]
+        cells += [
+            f"{t.get('epochs') or '—'} ({t.get('steps') or '—'})",
+            fmt(t.get("train_seconds"), 0),
+        ]
         lines.append(f"| {enc} | " + " | ".join(cells) + " |")
     return lines
 
@@ -120,16 +123,17 @@ def peers_table(result: dict[str, Any]) -> list[str]:
         "Pretraining, same work (B2): medians over rounds",
         "",
         "| toolkit | images/s | peak MiB (PSS, main + workers) | step in epoch s "
-        "| first step of epoch s |",
-        "|---|---:|---:|---:|---:|",
+        "| first step of epoch s | decode + 2 views, ms/image |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for toolkit, f in result["figures"].items():
         if f.get("state") != "measured":
-            lines.append(f"| {toolkit} | {_cell(f.get('state'))} | | | |")
+            lines.append(f"| {toolkit} | {_cell(f.get('state'))} | | | | |")
             continue
         lines.append(
             f"| {toolkit} | {fmt(f['images_per_s'], 1)} | {fmt(f['peak_tree_pss_mib'], 0)} | "
-            f"{fmt(f['steady_step_s'])} | {fmt(f['boundary_step_s'])} |"
+            f"{fmt(f['steady_step_s'])} | {fmt(f['boundary_step_s'])} | "
+            f"{fmt(f.get('views_ms_per_image'), 1)} |"
         )
     return lines
 

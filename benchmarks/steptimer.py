@@ -126,6 +126,7 @@ class StepTimer(pl.Callback):
         ]
         return {
             "images_per_s": self.batch_size * len(measured) / seconds if seconds else None,
+            "steps": len(self.step_seconds),
             "measured_steps": len(measured),
             "warmup_steps": self.warmup_steps,
             "epochs": len(self.epoch_first_step),
