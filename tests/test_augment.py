@@ -53,7 +53,9 @@ def test_paper_parameters_reach_the_transforms():
     applied = [t for t in steps if isinstance(t, v2.RandomApply)]
     jitter = applied[0].transforms[0]
     assert isinstance(jitter, v2.ColorJitter) and applied[0].p == 0.8
-    assert jitter.brightness == pytest.approx((0.2, 1.8)) and jitter.hue == pytest.approx((-0.2, 0.2))
+    assert jitter.brightness == pytest.approx((0.2, 1.8)) and jitter.hue == pytest.approx(
+        (-0.2, 0.2)
+    )
     blur = applied[1].transforms[0]
     assert isinstance(blur, v2.GaussianBlur) and applied[1].p == 0.5
     assert list(blur.kernel_size) == [23, 23]  # ~10% of 224, odd

@@ -31,7 +31,11 @@ def test_cifar_stem_is_3x3_stride_1_without_max_pool():
     x = encoder.layer4(
         encoder.layer3(
             encoder.layer2(
-                encoder.layer1(encoder.maxpool(encoder.relu(encoder.bn1(encoder.conv1(torch.zeros(1, 3, 32, 32))))))
+                encoder.layer1(
+                    encoder.maxpool(
+                        encoder.relu(encoder.bn1(encoder.conv1(torch.zeros(1, 3, 32, 32))))
+                    )
+                )
             )
         )
     )

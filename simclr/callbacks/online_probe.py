@@ -44,7 +44,12 @@ class OnlineLinearProbe(pl.Callback):
         return features[keep], labels[keep]
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs: Any, batch: Any, batch_idx: int
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
     ) -> None:
         data = self._labeled(outputs)
         if data is None or self.classifier is None or self.optimizer is None:
@@ -88,7 +93,10 @@ class OnlineLinearProbe(pl.Callback):
     def state_dict(self) -> dict[str, Any]:
         if self.classifier is None or self.optimizer is None:
             return {}
-        return {"classifier": self.classifier.state_dict(), "optimizer": self.optimizer.state_dict()}
+        return {
+            "classifier": self.classifier.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         if state_dict and self.classifier is not None and self.optimizer is not None:

@@ -29,7 +29,9 @@ def build_datasets(cfg: Any) -> DataSplits:
         from simclr.data.folder import folder_splits
 
         return folder_splits(cfg.root, cfg.on_bad_image)
-    raise ConfigError(f"data.name={cfg.name!r} is not one of digits, cifar10, cifar100, stl10, folder")
+    raise ConfigError(
+        f"data.name={cfg.name!r} is not one of digits, cifar10, cifar100, stl10, folder"
+    )
 
 
 __all__ = ["DataSplits", "build_datasets"]

@@ -27,9 +27,7 @@ class ArrayImageDataset(Dataset):
         return len(self.images)
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        return Image.fromarray(self.images[index], mode="L").convert("RGB"), int(
-            self.labels[index]
-        )
+        return Image.fromarray(self.images[index], mode="L").convert("RGB"), int(self.labels[index])
 
 
 def digits_splits(test_fraction: float = 0.3, seed: int = 0) -> DataSplits:

@@ -49,6 +49,10 @@ def torchvision_splits(name: str, root: str | None, stl10_unlabeled: bool = True
             if stl10_unlabeled
             else None
         )
-        return DataSplits(stl_train, stl_test, unlabeled, list(stl_train.classes), f"STL-10 at {path}")
+        return DataSplits(
+            stl_train, stl_test, unlabeled, list(stl_train.classes), f"STL-10 at {path}"
+        )
     except RuntimeError as err:  # torchvision: "Dataset not found or corrupted"
-        raise DataError(f"data.root={root}: {name} files are incomplete or corrupt ({err})") from None
+        raise DataError(
+            f"data.root={root}: {name} files are incomplete or corrupt ({err})"
+        ) from None
