@@ -61,3 +61,22 @@ def test_head_layers_and_output(version, linears):
     assert sum(isinstance(m, torch.nn.Linear) for m in head.modules()) == linears
     assert sum(isinstance(m, torch.nn.BatchNorm1d) for m in head.modules()) == linears
     assert head(torch.randn(4, 512)).shape == (4, 128)
+
+
+def test_timm_backbone_gives_pooled_features_and_feature_dim():
+    from simclr.models import build_encoder
+
+    cfg = OmegaConf.create({"arch": "timm", "timm_name": "resnet10t", "stem": "imagenet"})
+    encoder = build_encoder(cfg).eval()
+    with torch.no_grad():
+        out = encoder(torch.zeros(2, 3, 32, 32))
+    assert out.shape == (2, feature_dim(encoder))
+
+
+def test_unknown_timm_name_is_a_config_error():
+    from simclr.errors import ConfigError
+    from simclr.models import build_encoder
+
+    cfg = OmegaConf.create({"arch": "timm", "timm_name": "no_such_net", "stem": "imagenet"})
+    with pytest.raises(ConfigError, match="no_such_net"):
+        build_encoder(cfg)
