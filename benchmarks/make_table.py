@@ -123,16 +123,17 @@ def peers_table(result: dict[str, Any]) -> list[str]:
         "Pretraining, same work (B2): medians over rounds",
         "",
         "| toolkit | images/s | peak MiB (PSS, main + workers) | step in epoch s "
-        "| first step of epoch s | decode + 2 views, ms/image |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| first step of epoch s | CPU s/image | decode + 2 views, ms/image |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for toolkit, f in result["figures"].items():
         if f.get("state") != "measured":
-            lines.append(f"| {toolkit} | {_cell(f.get('state'))} | | | | |")
+            lines.append(f"| {toolkit} | {_cell(f.get('state'))} | | | | | |")
             continue
         lines.append(
             f"| {toolkit} | {fmt(f['images_per_s'], 1)} | {fmt(f['peak_tree_pss_mib'], 0)} | "
             f"{fmt(f['steady_step_s'])} | {fmt(f['boundary_step_s'])} | "
+            f"{fmt(f.get('cpu_s_per_image'), 3)} | "
             f"{fmt(f.get('views_ms_per_image'), 1)} |"
         )
     return lines

@@ -2,12 +2,14 @@
 
     python benchmarks/ours_train.py pretrain --out DIR [--budget-s S] -- OVERRIDES...
     python benchmarks/ours_train.py model --steps N -- OVERRIDES...
+    python benchmarks/ours_train.py loader --steps N -- OVERRIDES...
 
 `pretrain` runs `simclr.pretrain.pretrain(cfg)` itself, the code path of
 `simclr-pretrain` (validation, DataModule, module, checkpointing, Trainer), with a
 step timer (and, given --budget-s, Lightning's Timer) added to its callbacks.
 `model` times the same SimCLRModule and optimizer on two views already in memory:
-forward, NT-Xent, backward and optimizer step, nothing else.
+forward, NT-Xent, backward and optimizer step, nothing else. `loader` times our
+train DataLoader alone (decode and two views in its workers), no model.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
-from steptimer import StepTimer, TreeMemorySampler, emit, peak_rss_mib
+from steptimer import StepTimer, TreeMemorySampler, emit, peak_rss_mib, tree_cpu_seconds
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 
@@ -77,17 +79,22 @@ def run_model_only(cfg: Any, steps: int, warmup: int) -> dict[str, Any]:
     n, side = int(cfg.data.batch_size), int(cfg.data.image_size)
     batch = ((torch.randn(n, 3, side, side), torch.randn(n, 3, side, side)), torch.zeros(n))
     times = []
+    cpu_start = 0.0
     with TreeMemorySampler() as memory:
         for step in range(warmup + steps):
+            if step == warmup:
+                cpu_start = tree_cpu_seconds()
             start = time.perf_counter()
             loss = module.training_step(batch, step)["loss"]  # type: ignore[index]
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             times.append(time.perf_counter() - start)
+        cpu = tree_cpu_seconds() - cpu_start
     measured = times[warmup:]
     return {
         "images_per_s": n * len(measured) / sum(measured),
+        "cpu_s_per_image": cpu / (n * len(measured)),
         "measured_steps": len(measured),
         "warmup_steps": warmup,
         "step_seconds": [round(t, 4) for t in times],
@@ -101,6 +108,7 @@ def run_loader(cfg: Any, steps: int, warmup: int) -> dict[str, Any]:
 
     loader = SimCLRDataModule(cfg.data, cfg.augment).train_dataloader()
     times: list[float] = []
+    cpu_start = cpu_end = tree_cpu_seconds()
     with TreeMemorySampler() as memory:
         last = time.perf_counter()
         while len(times) < warmup + steps:
@@ -108,11 +116,16 @@ def run_loader(cfg: Any, steps: int, warmup: int) -> dict[str, Any]:
                 now = time.perf_counter()
                 times.append(now - last)
                 last = now
+                if len(times) == warmup:
+                    cpu_start = tree_cpu_seconds()
                 if len(times) >= warmup + steps:
+                    cpu_end = tree_cpu_seconds()
                     break
     measured = times[warmup:]
+    images = int(cfg.data.batch_size) * len(measured)
     return {
-        "images_per_s": int(cfg.data.batch_size) * len(measured) / sum(measured),
+        "images_per_s": images / sum(measured),
+        "cpu_s_per_image": (cpu_end - cpu_start) / images,
         "measured_steps": len(measured),
         "warmup_steps": warmup,
         "step_seconds": [round(t, 4) for t in times],
@@ -128,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("mode", choices=["pretrain", "model", "loader"])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/.work/ours_run"))
     parser.add_argument("--warmup-steps", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=5, help="model mode: timed steps")
+    parser.add_argument("--steps", type=int, default=5, help="model/loader modes: timed steps")
     parser.add_argument("--budget-s", type=float, default=None, help="stop after S seconds")
     args = parser.parse_args(argv)
     cfg = compose_config(overrides)

@@ -54,6 +54,25 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def tree_cpu_seconds() -> float:
+    """CPU seconds (user + system) used so far by this process and its loader workers.
+
+    Live descendants are read from /proc; finished, reaped ones from RUSAGE_CHILDREN.
+    Unlike wall time, this hardly changes when other jobs share the cores.
+    """
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in [os.getpid(), *_descendants(os.getpid())]:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        except (OSError, ValueError, IndexError):
+            continue
+    reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return total + reaped.ru_utime + reaped.ru_stime
+
+
 class TreeMemorySampler:
     """Peak memory of this process plus its loader workers, sampled every `period` s.
 
@@ -98,10 +117,14 @@ class StepTimer(pl.Callback):
         self.epoch_first_step: list[int] = []  # index of each epoch's first step
         self._last = 0.0
         self._started = 0.0
+        self._cpu_start: float | None = None  # CPU seconds when the timed steps begin
+        self._cpu_last = 0.0
         self.train_seconds = 0.0
 
     def on_train_start(self, trainer: Any, pl_module: Any) -> None:
         self._started = self._last = time.perf_counter()
+        if self.warmup_steps == 0:
+            self._cpu_start = tree_cpu_seconds()
 
     def on_train_epoch_start(self, trainer: Any, pl_module: Any) -> None:
         self.epoch_first_step.append(len(self.step_seconds))
@@ -110,6 +133,10 @@ class StepTimer(pl.Callback):
         now = time.perf_counter()
         self.step_seconds.append(now - self._last)
         self._last = now
+        if len(self.step_seconds) == self.warmup_steps:
+            self._cpu_start = tree_cpu_seconds()
+        elif len(self.step_seconds) > self.warmup_steps:
+            self._cpu_last = tree_cpu_seconds()
 
     def on_train_end(self, trainer: Any, pl_module: Any) -> None:
         self.train_seconds = time.perf_counter() - self._started
@@ -124,8 +151,12 @@ class StepTimer(pl.Callback):
             for i, s in enumerate(self.step_seconds[self.warmup_steps :], self.warmup_steps)
             if i not in boundaries
         ]
+        cpu = self._cpu_last - self._cpu_start if self._cpu_start is not None else None
         return {
             "images_per_s": self.batch_size * len(measured) / seconds if seconds else None,
+            "cpu_s_per_image": cpu / (self.batch_size * len(measured))
+            if cpu and measured
+            else None,
             "steps": len(self.step_seconds),
             "measured_steps": len(measured),
             "warmup_steps": self.warmup_steps,
