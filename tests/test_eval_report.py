@@ -139,3 +139,11 @@ def test_a_report_off_schema_is_refused(evaluated, tmp_path):
     del data["results"][0]["mean"]
     with pytest.raises(OutputError, match="mean"):
         validate_report(data)
+
+
+def test_changed_classes_or_sizes_under_the_same_root_get_other_cache_keys():
+    cfg = compose("data.image_size=8")
+    before = features.cache_key("m", cfg.data, "t", {"classes": ["a", "b"], "sizes": [10, 4]})
+    renamed = features.cache_key("m", cfg.data, "t", {"classes": ["a", "c"], "sizes": [10, 4]})
+    grown = features.cache_key("m", cfg.data, "t", {"classes": ["a", "b"], "sizes": [12, 4]})
+    assert len({before, renamed, grown}) == 3

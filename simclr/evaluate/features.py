@@ -76,10 +76,17 @@ def checkpoint_identity(path: Path) -> str:
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def cache_key(model_id: str, data_cfg: Any, transform: Any) -> str:
-    """Hex digest naming the features of `model_id` on `data_cfg` under `transform`."""
+def cache_key(model_id: str, data_cfg: Any, transform: Any, contents: Any = None) -> str:
+    """Hex digest naming the features of `model_id` on `data_cfg` under `transform`.
+
+    `contents` describes what the splits hold (classes, sizes): a folder whose
+    images changed under the same root must not reuse stale features.
+    """
     data = {k: getattr(data_cfg, k, None) for k in _DATA_KEYS}
-    blob = json.dumps({"model": model_id, "data": data, "transform": repr(transform)}, default=str)
+    blob = json.dumps(
+        {"model": model_id, "data": data, "transform": repr(transform), "contents": contents},
+        default=str,
+    )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
@@ -124,7 +131,11 @@ def cached_features(
     device: torch.device | str = "cpu",
 ) -> FeatureSet:
     """Features of `splits.train` / `splits.test` for `model`, from `cache_dir` if there."""
-    path = cache_dir / f"{name}-{cache_key(model_id, data_cfg, transform)}.npz"
+    contents = {
+        "classes": list(getattr(splits, "classes", [])),
+        "sizes": [len(splits.train), len(splits.test)],
+    }
+    path = cache_dir / f"{name}-{cache_key(model_id, data_cfg, transform, contents)}.npz"
     if path.is_file():
         log.info("features of %s from cache %s", name, path)
         with np.load(path) as z:
