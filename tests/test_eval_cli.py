@@ -104,3 +104,16 @@ def test_effective_config_takes_eval_from_the_command_and_the_rest_from_training
     cfg = effective_config(cli_cfg, trained, use_cli_data=True)
     assert cfg.data.image_size == 16 and cfg.data.name == "digits"
     assert OmegaConf.select(cfg, "augment.mean") == trained["augment"]["mean"]
+
+
+def test_classes_that_differ_from_the_runs_report_are_refused(tmp_path):
+    run = training_run(tmp_path / "run")
+    # The run's report saw other classes for the same source: the data changed.
+    seen = {"source": "digits (sklearn.datasets.load_digits)", "classes": ["a", "b"]}
+    (run / "report.json").write_text(json.dumps({"data": seen}))
+    result = run_eval(f"checkpoint={run}", f"hydra.run.dir={tmp_path / 'eval'}")
+    assert result.returncode == 2
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("simclr-eval: error:") and "differ from ['a', 'b']" in last
+    assert str(run / "report.json") in last
+    assert not (tmp_path / "eval" / "report.json").exists()

@@ -70,6 +70,18 @@ def _pretrain_seconds(run_dir: Path | None) -> float | None:
     return None
 
 
+def earlier_data(run_dir: Path | None) -> tuple[dict[str, Any], Path] | None:
+    """What the training run's own report saw of its evaluation data, if it has one."""
+    report = run_dir / "report.json" if run_dir else None
+    if report is None or not report.is_file():
+        return None
+    try:
+        data = json.loads(report.read_text())["data"]
+        return (data, report) if isinstance(data, dict) else None
+    except (OSError, KeyError, TypeError, ValueError):
+        return None
+
+
 def run_eval(cfg: DictConfig, overrides: Sequence[str], out_dir: Path) -> Path:
     """Load `cfg.checkpoint`, evaluate it as `cfg.eval` says, write the report into out_dir."""
     from simclr.evaluate.pipeline import eval_data_config, evaluate_encoder
@@ -97,6 +109,7 @@ def run_eval(cfg: DictConfig, overrides: Sequence[str], out_dir: Path) -> Path:
         pretrain_seconds=_pretrain_seconds(run_dir),
         command=" ".join(["simclr-eval", *overrides]),
         cache_dir=cache,
+        earlier_data=earlier_data(run_dir),
     )
     OmegaConf.save(run_cfg, out_dir / "eval_config.yaml", resolve=True)
     return report

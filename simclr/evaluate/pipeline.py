@@ -72,9 +72,14 @@ def evaluate_encoder(
     pretrain_seconds: float | None = None,
     command: str | None = None,
     cache_dir: Path | None = None,
+    earlier_data: tuple[dict[str, Any], Path] | None = None,
 ) -> Path:
     """Run `cfg.eval` on the frozen encoder; write report.md/json and plots into out_dir;
     return the report.md path.
+
+    `earlier_data` is `(report["data"], report.json path)` of an earlier evaluation:
+    if it read the same source but saw other classes, the data changed under the
+    same root, and the evaluation is refused before any work.
 
     `cfg` is the full run config. Features are cached under `cache_dir` (default
     `out_dir/features`). The encoder is not modified (it is put in eval mode only
@@ -91,6 +96,14 @@ def evaluate_encoder(
             f"{splits.source}: evaluation needs labeled train and test splits; "
             "pass labeled data with +eval/data=... (see conf/eval/data/)"
         )
+    if earlier_data is not None:
+        seen, report_path = earlier_data
+        if seen.get("source") == splits.source and seen.get("classes") != list(splits.classes):
+            raise DataError(
+                f"{splits.source}: classes {list(splits.classes)} differ from "
+                f"{seen.get('classes')} in {report_path} for the same data; "
+                "did the files under data.root change?"
+            )
     out_dir = Path(out_dir)
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
