@@ -68,3 +68,23 @@ def assert_one_line_error(result: CliResult, program: str, *named: str) -> None:
     assert lines[0].startswith(f"{program}: error: "), lines[0]
     for text in named:
         assert text in lines[0], (text, lines[0])
+
+
+def tiny_run(epochs: int = 1, batches: int = 1) -> list[str]:
+    """Overrides for a pretraining run of a few seconds on a generated image folder
+    (append `data.root=...`): a tiny timm ResNet at 16 px, no evaluation."""
+    return [
+        "experiment=none",
+        "data=folder",
+        "data.image_size=16",
+        "data.batch_size=8",
+        "data.num_workers=0",
+        "encoder=timm",
+        "encoder.timm_name=test_resnet",
+        "head.hidden_dim=32",
+        f"trainer.max_epochs={epochs}",
+        f"trainer.limit_train_batches={batches}",
+        "trainer.log_every_n_steps=1",
+        "trainer.enable_progress_bar=false",
+        "eval=none",
+    ]

@@ -16,25 +16,18 @@ from omegaconf import OmegaConf
 from simclr import pretrain
 from simclr.config.schema import RunConfig
 from simclr.evaluate import cli as eval_cli
-from tests.cli_harness import assert_one_line_error, assert_unchanged, run_cli, snapshot
+from tests.cli_harness import (
+    assert_one_line_error,
+    assert_unchanged,
+    run_cli,
+    snapshot,
+    tiny_run,
+)
 from tests.conftest import write_image
 from tests.hub_helpers import make_checkpoint, run_config, save_checkpoint
 
 # A run that would train in seconds, were the input good.
-TINY = [
-    "experiment=none",
-    "data=folder",
-    "data.image_size=16",
-    "data.batch_size=8",
-    "data.num_workers=0",
-    "encoder=timm",
-    "encoder.timm_name=test_resnet",
-    "head.hidden_dim=32",
-    "trainer.max_epochs=1",
-    "trainer.limit_train_batches=1",
-    "trainer.enable_progress_bar=false",
-    "eval=none",
-]
+TINY = tiny_run()
 
 
 class Payload:

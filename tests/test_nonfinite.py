@@ -12,25 +12,17 @@ import torch
 from simclr import pretrain
 from simclr.loss import NTXentLoss
 from simclr.module import SimCLRModule
-from tests.cli_harness import assert_one_line_error, assert_unchanged, run_cli, snapshot
+from tests.cli_harness import (
+    assert_one_line_error,
+    assert_unchanged,
+    run_cli,
+    snapshot,
+    tiny_run,
+)
 
 EPOCHS, BATCHES = 2, 3
 NAN_AT_STEP = BATCHES + 1  # the second batch of the second epoch, after one checkpoint
-RUN = [
-    "experiment=none",
-    "data=folder",
-    "data.image_size=16",
-    "data.batch_size=8",
-    "data.num_workers=0",
-    "encoder=timm",
-    "encoder.timm_name=test_resnet",
-    "head.hidden_dim=32",
-    f"trainer.max_epochs={EPOCHS}",
-    f"trainer.limit_train_batches={BATCHES}",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
-    "eval=none",
-]
+RUN = tiny_run(EPOCHS, BATCHES)
 
 
 @pytest.fixture

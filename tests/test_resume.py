@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
 from simclr.errors import CheckpointError
 from simclr.resume import ResumableCSVLogger, check_resumable
+from tests.cli_harness import tiny_run
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = Path(sys.executable).with_name("simclr-pretrain")
@@ -32,22 +33,7 @@ SCRIPT = Path(sys.executable).with_name("simclr-pretrain")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 EPOCHS, BATCHES = 3, 3
 KILL_AT_STEP = BATCHES + 1  # the second batch of the second epoch
-RUN = [
-    "experiment=none",
-    "data=folder",
-    "data.image_size=16",
-    "data.batch_size=8",
-    "data.num_workers=0",
-    "encoder=timm",
-    "encoder.timm_name=test_resnet",
-    "head.hidden_dim=32",
-    f"trainer.max_epochs={EPOCHS}",
-    f"trainer.limit_train_batches={BATCHES}",
-    "trainer.log_every_n_steps=1",
-    "trainer.enable_progress_bar=false",
-    "trainer.deterministic=true",
-    "eval=none",
-]
+RUN = [*tiny_run(EPOCHS, BATCHES), "trainer.deterministic=true"]
 # Loaded by the killed process only (as sitecustomize): at one training step it says
 # so in a file and waits to be killed, so the kill lands mid-epoch on any machine.
 HOLD_HOOK = """
