@@ -6,8 +6,9 @@
 Each toolkit pretrains a ResNet-18 (CIFAR stem) on the train split at the settings its
 own documentation gives for CIFAR-like data (ours: the digits preset; bolts: its
 CIFAR-10 recipe; lightly: its SimCLR CIFAR-10 recipe; see the workers' docstrings).
-A short calibration run measures each toolkit's speed, so its schedule is sized to
-the epochs that fit the budget; Lightning's Timer stops the run at the budget anyway.
+Short calibration runs measure each toolkit's speed; every toolkit then plans the
+same number of epochs (those the median speed fits in the budget, warm-up 1/6 of
+them where the recipe has one) and Lightning's Timer stops a run at the budget.
 Then our evaluator scores every encoder the same way: frozen features of the same
 images (each toolkit's own normalisation), our linear probe (scikit-learn logistic
 regression, C by cross-validation inside the labeled subset) at 1% and 10% of the
@@ -24,7 +25,7 @@ from typing import Any
 
 import torch
 from bench_data import digits_folder, labeled_counts
-from common import PEERS, fmt, log, peer_version, write_result
+from common import PEERS, fmt, log, median, peer_version, write_result
 from omegaconf import OmegaConf
 from workers import run_ours, run_peer
 
@@ -62,7 +63,10 @@ def _run(
         if "max_steps" in how:
             case.append(f"trainer.max_steps={how['max_steps']}")
         else:
+            # Warm-up for 1/6 of the run, the preset's own ratio (2 of 12 epochs); bolts'
+            # worker applies the same rule.
             case.append(f"trainer.max_epochs={how['epochs']}")
+            case.append(f"optim.warmup_epochs={how['epochs'] / 6:.4f}")
         return run_ours("pretrain", case, name=name, warmup=1, budget_s=how.get("budget_s"))
     return run_peer(
         toolkit,
@@ -79,19 +83,33 @@ def _run(
     )
 
 
-def train(toolkit: str, data: Path, digits: bool, args: argparse.Namespace) -> dict[str, Any]:
-    """Calibrate, then pretrain for the budget; the result names the trained weights."""
+def train_all(
+    toolkits: list[str], data: Path, digits: bool, args: argparse.Namespace
+) -> dict[str, dict[str, Any]]:
+    """Calibrate every toolkit, then pretrain each for the budget with the same schedule.
+
+    Every toolkit plans the same number of epochs, from the median calibrated speed,
+    so that noise in one short calibration cannot hand one toolkit a shorter schedule;
+    Lightning's Timer stops any run that is still going when the budget is spent.
+    """
     n_train = labeled_counts(data)["train"]
     epoch_images = (n_train // args.batch) * args.batch
-    probe = _run(toolkit, f"b4_{toolkit}_cal", data, digits, args, max_steps=3)
-    if "error" in probe:
-        return probe
-    epochs = max(1, int(args.budget_s * probe["images_per_s"] / epoch_images))
-    log(f"{toolkit}: {probe['images_per_s']:.1f} img/s -> {epochs} epochs in {args.budget_s} s")
-    run = _run(toolkit, f"b4_{toolkit}", data, digits, args, epochs=epochs, budget_s=args.budget_s)
-    run["planned_epochs"] = epochs
-    run["calibration_images_per_s"] = probe["images_per_s"]
-    return run
+    probes = {t: _run(t, f"b4_{t}_cal", data, digits, args, max_steps=3) for t in toolkits}
+    speeds = [p["images_per_s"] for p in probes.values() if "error" not in p]
+    if not speeds:
+        return probes
+    epochs = max(1, round(args.budget_s * median(speeds) / epoch_images))
+    log(f"calibrated img/s {[round(s, 1) for s in speeds]} -> {epochs} epochs for everyone")
+    runs = {}
+    for t, probe in probes.items():
+        if "error" in probe:
+            runs[t] = probe
+            continue
+        run = _run(t, f"b4_{t}", data, digits, args, epochs=epochs, budget_s=args.budget_s)
+        run["planned_epochs"] = epochs
+        run["calibration_images_per_s"] = probe["images_per_s"]
+        runs[t] = run
+    return runs
 
 
 def load_trained(toolkit: str, run: dict[str, Any]) -> torch.nn.Module:
@@ -157,7 +175,7 @@ def main() -> None:
     data = data or digits_folder()
     toolkits = ["ours", *(["ours_cifar_views", *PEERS] if args.peers and digits else []),
                 *(PEERS if args.peers and not digits else [])]  # fmt: skip
-    runs = {t: train(t, data, digits, args) for t in toolkits}
+    runs = train_all(toolkits, data, digits, args)
 
     from simclr.evaluate.features import RawPixels
     from simclr.models.encoder import build_resnet

@@ -131,8 +131,12 @@ def main() -> None:
             result["check_value"] = float(loss_fn(a, b).double())
     rows = []
     for batch in sorted(int(b) for b in args.batches.split(",")):
-        # Fewer repeats where one call takes seconds.
-        repeats = args.repeats if batch <= 2048 else max(2, args.repeats // 2)
+        # Many repeats where a call takes milliseconds (a shared core's scheduling noise
+        # is of that order), fewer where one takes seconds.
+        if batch <= 1024:
+            repeats = max(args.repeats, 25)
+        else:
+            repeats = args.repeats if batch <= 2048 else max(2, args.repeats // 2)
         try:
             rows.append(measure(loss_fn, batch, args.dim, dtype, device, repeats))
         except (RuntimeError, MemoryError) as err:
