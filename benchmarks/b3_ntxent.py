@@ -162,7 +162,7 @@ def main() -> None:
         else {}
     )
     write_result(
-        NAME,
+        NAME if args.peers else f"{NAME}_ours",  # ours-only keeps the side-by-side file
         title="B3 NT-Xent forward+backward: time and peak memory vs batch size",
         settings={**vars(args), "dim": 128, "temperature": 0.5},
         figures={"check_reference_float64": ref64, "values": values},

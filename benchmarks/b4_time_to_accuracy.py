@@ -259,7 +259,7 @@ def write(runs: dict, summaries: list[Any], data: Path, digits: bool, args: Any)
         },
     )
     write_result(
-        NAME,
+        NAME if args.peers else f"{NAME}_ours",  # ours-only keeps the side-by-side file
         title="B4 time to accuracy: same wall-clock budget, same linear probe",
         settings={
             **vars(args),
