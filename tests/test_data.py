@@ -99,7 +99,7 @@ def test_empty_folder_and_folder_without_images(tmp_path):
 
 def test_download_request_is_refused():
     with pytest.raises(ConfigError, match="never downloads"):
-        build_datasets(data_cfg(name="cifar10", root="/x", download=True))
+        build_datasets(data_cfg(name="cifar10", root="/x", download=True))  # ok: refused
 
 
 def test_datamodule_gives_two_views_and_refuses_a_too_small_set(labeled_folder):
