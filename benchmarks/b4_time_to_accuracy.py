@@ -67,7 +67,8 @@ def _run(
             # worker applies the same rule.
             case.append(f"trainer.max_epochs={how['epochs']}")
             case.append(f"optim.warmup_epochs={how['epochs'] / 6:.4f}")
-        return run_ours("pretrain", case, name=name, warmup=1, budget_s=how.get("budget_s"))
+        warmup = how.get("warmup", 1)
+        return run_ours("pretrain", case, name=name, warmup=warmup, budget_s=how.get("budget_s"))
     return run_peer(
         toolkit,
         data=data,
@@ -76,7 +77,7 @@ def _run(
         batch=args.batch,
         epochs=how.get("epochs", 1),
         workers=args.workers,
-        warmup=1,
+        warmup=how.get("warmup", 1),
         max_steps=how.get("max_steps", -1),
         budget_s=how.get("budget_s"),
         save_encoder=toolkit == "lightly",
@@ -94,7 +95,13 @@ def train_all(
     """
     n_train = labeled_counts(data)["train"]
     epoch_images = (n_train // args.batch) * args.batch
-    probes = {t: _run(t, f"b4_{t}_cal", data, digits, args, max_steps=3) for t in toolkits}
+    probes = {
+        t: _run(t, f"b4_{t}_cal", data, digits, args, max_steps=6, warmup=2) for t in toolkits
+    }
+    for p in probes.values():
+        # A step inside an epoch: the first steps of a run pay for starting the workers.
+        if p.get("steady_step_s"):
+            p["images_per_s"] = args.batch / p["steady_step_s"]
     speeds = [p["images_per_s"] for p in probes.values() if "error" not in p]
     if not speeds:
         return probes
