@@ -16,7 +16,7 @@ import argparse
 import os
 
 from bench_data import jpeg_folder
-from common import fmt, median, spread, write_result
+from common import add_workload_args, fmt, median, spread, write_result
 from workers import ours_case, run_ours
 
 NAME = "b1_pipeline"
@@ -24,13 +24,7 @@ NAME = "b1_pipeline"
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--images", type=int, default=512)
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1, help="steps left out of each rate")
-    p.add_argument("--workers", type=int, default=2, help="DataLoader workers (our default)")
-    p.add_argument("--rounds", type=int, default=1)
+    add_workload_args(p, rounds=1)
     args = p.parse_args()
 
     folder = jpeg_folder(args.images, args.image_size)

@@ -21,6 +21,7 @@ from common import (
     BENCH_DIR,
     OUR_PYTHON,
     PEERS,
+    add_workload_args,
     fmt,
     median,
     peer_python,
@@ -52,13 +53,7 @@ def view_cost(toolkit: str, folder: Path) -> dict[str, Any]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--images", type=int, default=512)
-    p.add_argument("--image-size", type=int, default=32)
-    p.add_argument("--batch", type=int, default=256)
-    p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--rounds", type=int, default=2)
+    add_workload_args(p, rounds=2)
     args = p.parse_args()
 
     folder = jpeg_folder(args.images, args.image_size)

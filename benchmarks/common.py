@@ -42,6 +42,17 @@ BASE_PACKAGES = ("torch", "torchvision", "pytorch-lightning", "simclr", "timm", 
 # --- where and with what ---------------------------------------------------------------
 
 
+def add_workload_args(parser: Any, rounds: int) -> None:
+    """The pretraining workload B1 and B2 share: a generated JPEG folder and its run."""
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--image-size", type=int, default=32)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=1, help="steps left out of each rate")
+    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers (our default)")
+    parser.add_argument("--rounds", type=int, default=rounds)
+
+
 def cpu_model() -> str:
     """The CPU's model name (from /proc/cpuinfo on Linux)."""
     try:

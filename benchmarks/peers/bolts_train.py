@@ -16,8 +16,7 @@ import warnings
 
 import pytorch_lightning as pl
 import torch
-from peer_common import ImageFiles, fit_and_report, parse_args
-from torch.utils.data import DataLoader
+from peer_common import ImageFiles, fit_and_report, image_root, parse_args, training_loader
 
 warnings.filterwarnings("ignore")
 
@@ -43,7 +42,7 @@ class TwoTrainingViews:
 def main() -> None:
     args = parse_args(__doc__ or "")
     pl.seed_everything(args.seed)
-    root = args.data / "train" if (args.data / "train").is_dir() else args.data
+    root = image_root(args.data)
     transform = SimCLRTrainDataTransform(
         input_height=args.image_size,
         gaussian_blur=False,
@@ -51,14 +50,7 @@ def main() -> None:
         normalize=cifar10_normalization(),
     )
     dataset = ImageFiles(root, TwoTrainingViews(transform))
-    loader = DataLoader(
-        dataset,
-        batch_size=args.batch_size,
-        shuffle=True,
-        drop_last=True,
-        num_workers=args.workers,
-        pin_memory=torch.cuda.is_available(),
-    )
+    loader = training_loader(dataset, args)
     # A short run gets a warm-up of 1/6 of its epochs (bolts' default of 10 is meant for
     # 800 epochs), as our digits preset has 2 of 12.
     warmup_epochs = max(1, round(args.epochs / 6))

@@ -18,9 +18,8 @@ import warnings
 import pytorch_lightning as pl
 import torch
 import torchvision
-from peer_common import fit_and_report, parse_args
+from peer_common import fit_and_report, image_root, parse_args, training_loader
 from torch import nn
-from torch.utils.data import DataLoader
 
 warnings.filterwarnings("ignore")
 
@@ -67,16 +66,10 @@ class LightlySimCLR(pl.LightningModule):
 def main() -> None:
     args = parse_args(__doc__ or "")
     pl.seed_everything(args.seed)
-    root = args.data / "train" if (args.data / "train").is_dir() else args.data
+    root = image_root(args.data)
     transform = SimCLRTransform(input_size=args.image_size, cj_strength=0.5, gaussian_blur=0.0)
     dataset = LightlyDataset(input_dir=str(root), transform=transform)
-    loader = DataLoader(
-        dataset,
-        batch_size=args.batch_size,
-        shuffle=True,
-        drop_last=True,
-        num_workers=args.workers,
-    )
+    loader = training_loader(dataset, args)
     model = LightlySimCLR(args.batch_size, args.epochs)
     fit_and_report("lightly", args, model, loader)
     if args.save_encoder:

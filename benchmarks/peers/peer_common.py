@@ -17,7 +17,7 @@ import pytorch_lightning as pl
 import torch
 from PIL import Image
 from steptimer import StepTimer, TreeMemorySampler, emit, peak_rss_mib
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -39,6 +39,23 @@ def parse_args(description: str) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--save-encoder", type=Path, default=None, help="torchvision-layout .pt")
     return p.parse_args()
+
+
+def image_root(data: Path) -> Path:
+    """`DATA/train` for a labeled folder, else `DATA` itself."""
+    return data / "train" if (data / "train").is_dir() else data
+
+
+def training_loader(dataset: Dataset, args: argparse.Namespace) -> DataLoader:
+    """The same DataLoader settings for every peer: shuffled, full batches only."""
+    return DataLoader(
+        dataset,
+        batch_size=args.batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=args.workers,
+        pin_memory=torch.cuda.is_available(),
+    )
 
 
 def image_files(root: Path) -> list[Path]:
