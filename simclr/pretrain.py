@@ -25,7 +25,7 @@ from simclr.config import register_configs, validate_config
 from simclr.errors import OutputError, SimclrError
 
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-# At import as well as in cli(): the SLURM tasks of hydra-submitit unpickle `_main`
+# At import rather than in cli(): the SLURM tasks of hydra-submitit unpickle `_main`
 # and resolve the config (its ${simclr_rank_zero:...}) without calling cli().
 register_configs()
 FINISHED_MARKERS = ("report.json", "pretrain_done")
@@ -155,9 +155,8 @@ def cli() -> None:
         # Under torchrun/SLURM every rank runs this: agree on one run directory.
         sys.argv += external_launch_overrides(sys.argv[1:])
     except SimclrError as err:
-        print(f"simclr-pretrain: error: {err}", file=sys.stderr)
+        report_error("simclr-pretrain", err)
         sys.exit(2)
-    register_configs()
     run_app("simclr-pretrain", _main, CONF_DIR)  # bad overrides: one line, exit 2
 
 
