@@ -13,9 +13,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from simclr import pretrain
 from simclr.config.schema import RunConfig
-from simclr.evaluate import cli as eval_cli
+from simclr.console import evaluate as eval_cli
+from simclr.console import pretrain
 from tests.cli_harness import (
     assert_one_line_error,
     assert_unchanged,

@@ -12,8 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from simclr.errors import CheckpointError
-from simclr.evaluate.cli import data_overridden, effective_config
-from simclr.evaluate.cli import run_eval as evaluate_checkpoint
+from simclr.evaluation.checkpoint import data_overridden, effective_config, evaluate_checkpoint
 from tests.hub_helpers import make_model, run_config, save_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from simclr.augment import build_eval_transform
 from simclr.config.schema import AugmentConfig, FinetuneConfig
 from simclr.data.datamodule import TransformedDataset
 from simclr.data.digits import ArrayImageDataset
-from simclr.evaluate.finetune import (
+from simclr.evaluation.finetune import (
     Classifier,
     discriminative_groups,
     encoder_stages,

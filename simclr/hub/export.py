@@ -1,4 +1,4 @@
-"""`simclr-export`: write an encoder's weights to a safetensors file.
+"""Writing an encoder's weights to a safetensors file (the library side of `simclr-export`).
 
 The file holds tensors only (no pickle). Encoder keys are torchvision's, so
 `torchvision.models.resnetXX()` with `fc` set aside loads them with strict=True
@@ -9,13 +9,11 @@ config and report metrics as JSON, which `load_encoder` reads back.
 
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
 from safetensors.torch import save_file
 
-from simclr.errors import OutputError, SimclrError
+from simclr.errors import OutputError
 from simclr.hub.loading import read_weights
 
 
@@ -52,30 +50,3 @@ def export_encoder(
         tmp.unlink(missing_ok=True)
         raise OutputError(f"{out}: cannot be written ({err.strerror})") from None
     return out
-
-
-def cli(argv: list[str] | None = None) -> int:
-    """Console entry point: `simclr-export SOURCE DEST.safetensors [--with-head]`."""
-    parser = argparse.ArgumentParser(
-        prog="simclr-export",
-        description="Export a pretrained encoder to a safetensors file (weights only, "
-        "metadata as JSON in the header).",
-    )
-    parser.add_argument("source", help="run directory, Lightning .ckpt or .safetensors file")
-    parser.add_argument("dest", help="the .safetensors file to write")
-    parser.add_argument("--with-head", action="store_true", help="also store the projection head")
-    parser.add_argument("--overwrite", action="store_true", help="replace DEST if it exists")
-    args = parser.parse_args(argv)
-    try:
-        out = export_encoder(
-            args.source, args.dest, with_head=args.with_head, overwrite=args.overwrite
-        )
-    except SimclrError as err:
-        print(f"simclr-export: {err}", file=sys.stderr)
-        return 2
-    print(out)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(cli())

@@ -7,19 +7,21 @@ from typing import Any, Literal, overload
 
 from torch import nn
 
+from simclr import checkpoint_file
 from simclr.errors import CheckpointError
-from simclr.hub import sources
 from simclr.hub.bolts import from_bolts_checkpoint, is_bolts_checkpoint
+from simclr.hub.sources import resolve
 from simclr.hub.weights import EncoderWeights, from_safetensors, from_simclr_checkpoint
+from simclr.rundir import RunDir
 
 
 def read_weights(source: str | Path) -> tuple[Path, EncoderWeights]:
     """The file a source resolves to and the weights in it, whatever its kind."""
-    path = sources.resolve(source)
-    if sources.sniff(path) == "safetensors":
-        tensors, header = sources.read_safetensors(path)
+    path = resolve(source)
+    if checkpoint_file.sniff(path) == "safetensors":
+        tensors, header = checkpoint_file.read_safetensors(path)
         return path, from_safetensors(path, tensors, header)
-    ckpt = sources.read_checkpoint(path)
+    ckpt = checkpoint_file.read_checkpoint(path)
     hp = ckpt.get("hyper_parameters")
     if isinstance(hp, dict) and isinstance(hp.get("config"), dict):
         weights = from_simclr_checkpoint(path, ckpt)
@@ -31,9 +33,9 @@ def read_weights(source: str | Path) -> tuple[Path, EncoderWeights]:
             "hyper_parameters['config']) nor lightning-bolts SimCLR (no 'arch' and "
             "'projection.*' weights)"
         )
-    run_dir = sources.run_dir_of(path)
-    if run_dir is not None and not weights.metrics:
-        weights.metrics = sources.read_json(run_dir / "report.json")
+    run = RunDir.of_checkpoint(path)
+    if run is not None and not weights.metrics:
+        weights.metrics = checkpoint_file.read_json(run.report_json)
     return path, weights
 
 
@@ -119,7 +121,7 @@ def load_encoder(
         CheckpointError: one line naming the file and what was expected.
     """
     from simclr.augment import build_eval_transform
-    from simclr.hub.weights import merged_config
+    from simclr.config.defaults import merged_config
 
     path, weights = read_weights(source)
     _check_expected(path, weights, arch, stem)

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import torch
 
-from simclr.evaluate.protocol import SeedResult, Summary
-from simclr.evaluate.report_schema import (
+from simclr.evaluation.protocol import SeedResult, Summary
+from simclr.evaluation.report_schema import (
     Headline,
     Report,
     ResultRow,

@@ -35,7 +35,7 @@ from torchvision.transforms import v2
 
 from simclr.augment import build_eval_transform
 from simclr.data.datamodule import TransformedDataset
-from simclr.evaluate.probe import Hyper
+from simclr.evaluation.probe import Hyper
 from simclr.models.encoder import infer_feature_dim
 
 BN_IMAGES = 10_000  # enough for stable BatchNorm statistics, bounded on large splits

@@ -14,17 +14,18 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+import simclr.evaluation.plots as plots
+import simclr.evaluation.report as report
 from simclr.errors import DataError, OutputError
-from simclr.evaluate import plots, report
-from simclr.evaluate.features import (
+from simclr.evaluation.features import (
     FeatureSet,
     RawPixels,
     cached_features,
     checkpoint_identity,
     weights_identity,
 )
-from simclr.evaluate.protocol import run_feature_probes, run_finetune, summarise
-from simclr.evaluate.report_schema import SCHEMA_VERSION, DataInfo, Report, Timing, load_report
+from simclr.evaluation.protocol import run_feature_probes, run_finetune, summarise
+from simclr.evaluation.report_schema import SCHEMA_VERSION, DataInfo, Report, Timing, load_report
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,12 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from simclr.evaluate.features import FeatureSet
-from simclr.evaluate.knn import fit_knn
-from simclr.evaluate.linear import fit_linear
-from simclr.evaluate.mlp import fit_mlp
-from simclr.evaluate.probe import FittedProbe, Hyper, single_threaded
-from simclr.evaluate.subsets import nested_subsets, seeds_for
+from simclr.evaluation.features import FeatureSet
+from simclr.evaluation.knn import fit_knn
+from simclr.evaluation.linear import fit_linear
+from simclr.evaluation.mlp import fit_mlp
+from simclr.evaluation.probe import FittedProbe, Hyper, single_threaded
+from simclr.evaluation.subsets import nested_subsets, seeds_for
 
 FitFn = Callable[[np.ndarray, np.ndarray, Any, int], FittedProbe]
 FEATURE_EVALUATORS: dict[str, FitFn] = {"linear": fit_linear, "mlp": fit_mlp, "knn": fit_knn}
@@ -135,7 +135,7 @@ def run_finetune(
     The subsets are the ones the feature probes use for the same seed; `train_y` and
     `test_y` are the labels of `splits.train` / `splits.test` in order.
     """
-    from simclr.evaluate.finetune import finetune, predict_images
+    from simclr.evaluation.finetune import finetune, predict_images
 
     plan = [(f, n) for f, n in fraction_plan(ev) if f in {float(x) for x in ev.finetune.fractions}]
     if not plan:
