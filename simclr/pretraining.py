@@ -15,12 +15,21 @@ from omegaconf import DictConfig
 from torch import nn
 
 from simclr.config import validate_config
+from simclr.config.resolvers import launched_as_rank_zero
 from simclr.errors import OutputError
 from simclr.rundir import RunDir
+from simclr.runlock import check_not_running, hold
 
 
-def check_run_dir(run: RunDir, resume: str) -> Path | None:
-    """Refuse to overwrite a finished run; return the checkpoint to resume from, if any."""
+def check_run_dir(run: RunDir, resume: str, *, started: bool = True) -> Path | None:
+    """Refuse a directory that is in use, finished or someone else's; return what to resume.
+
+    Args:
+        started: the directory was made for this job and may already hold what Hydra
+            writes first (`.hydra/`, the log). With False (before anything is written),
+            a directory holding anything else is refused unless `resume=auto`.
+    """
+    stale = check_not_running(run)
     marker = run.finished_marker()
     if marker is not None:
         raise OutputError(
@@ -34,14 +43,37 @@ def check_run_dir(run: RunDir, resume: str) -> Path | None:
                 "or choose another hydra.run.dir"
             )
         return last
+    if not started and resume != "auto" and run.path.is_dir():
+        held = sorted(p.name for p in run.path.iterdir())
+        if held:
+            what = (
+                f"a stale lock of {stale.describe()}, which died before its first checkpoint"
+                if stale
+                else f"{', '.join(held[:3])}{', ...' if len(held) > 3 else ''}"
+            )
+            raise OutputError(
+                f"{run.path} is not empty ({what}); choose a new hydra.run.dir, or pass "
+                "resume=auto to restart the run there"
+            )
     return None
 
 
 def pretrain_run(cfg: DictConfig, run: RunDir, command: str | None = None) -> Path | None:
     """Pretrain as `cfg` says into `run`, evaluate unless `eval=none`.
 
-    Returns the report.md path on global rank 0 when evaluated, else None.
+    Returns the report.md path on global rank 0 when evaluated, else None. The run
+    directory is locked (simclr/runlock.py) while it trains and evaluates.
     """
+    validate_config(cfg)
+    if not launched_as_rank_zero():
+        # Lightning's DDP children re-run this job in rank 0's (locked) directory.
+        return _train_and_evaluate(cfg, run, command)
+    check_run_dir(run, cfg.resume)
+    with hold(run, command or "simclr.pretraining.pretrain_run"):
+        return _train_and_evaluate(cfg, run, command)
+
+
+def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Path | None:
     from simclr.data.datamodule import SimCLRDataModule
     from simclr.launch import check_launcher_supports, ddp_job_scope
     from simclr.models import feature_dim
@@ -49,8 +81,7 @@ def pretrain_run(cfg: DictConfig, run: RunDir, command: str | None = None) -> Pa
     from simclr.resume import ResumePoint, check_resumable
     from simclr.training import build_callbacks, build_trainer
 
-    validate_config(cfg)
-    resume_from = check_run_dir(run, cfg.resume)
+    resume_from = run.last_checkpoint if run.last_checkpoint.exists() else None
     # Read and compare the checkpoint before the data: a mismatch fails in a second.
     start = check_resumable(resume_from, cfg) if resume_from else ResumePoint(0, 0)
     datamodule = SimCLRDataModule(  # reads the data: fails fast

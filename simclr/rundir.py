@@ -14,6 +14,7 @@ so a file's name and place are decided here and nowhere else::
       pretrain_done           marker of a run pretrained with eval=none (its seconds)
       error.txt               the one-line error a failed run stopped with
       pretrain.log            the full training log
+      .lock                   the process training into the run (simclr/runlock.py)
 """
 
 from __future__ import annotations
@@ -100,6 +101,16 @@ class RunDir:
     def training_log(self) -> Path:
         """The full log of the run."""
         return self.path / "pretrain.log"
+
+    @property
+    def lock(self) -> Path:
+        """The lock file naming the process that trains into this run."""
+        return self.path / ".lock"
+
+    @property
+    def evaluations(self) -> Path:
+        """Where `simclr-eval` writes its reports of this run's checkpoint, one folder each."""
+        return self.path / "eval"
 
     @property
     def eval_config(self) -> Path:

@@ -25,12 +25,14 @@ from simclr.console.errors import (
     report_error,
     user_error,
 )
-from simclr.console.preflight import preflight
+from simclr.console.preflight import JobCheck, preflight
 from simclr.errors import SimclrError
 from simclr.rundir import RunDir
 
 CONFIG_NAME = "config"
 T = TypeVar("T")
+# Jobs of the current sweep that stopped on a user error (basic launcher: same process).
+_failed_jobs: list[str] = []
 
 
 def config_dir() -> str:
@@ -71,20 +73,39 @@ def hydra_job(program: str, cfg: DictConfig, task: Callable[[DictConfig, RunDir]
         if err is None or full_error_wanted():
             raise
         message = report_error(program, err)
-        if run.path.is_dir() and not run.error_file.exists():
+        # Marks the directory as a failed run, unless it is one that finished earlier.
+        if run.path.is_dir() and not run.error_file.exists() and not run.finished_marker():
             with contextlib.suppress(OSError):  # a full disk must not hide the message
                 run.error_file.write_text(message + "\n")
         if in_multirun():
+            _failed_jobs.append(run.path.name)
             return None
         sys.exit(EXIT_USER_ERROR)
 
 
-def run_app(program: str, app: Callable[[], Any], argv: list[str] | None = None) -> None:
-    """Preflight the command line (one-line errors, exit 2), then run the ``@hydra.main`` app."""
+def run_app(
+    program: str,
+    app: Callable[[], Any],
+    check_job: JobCheck | None = None,
+    default_dir: Callable[[DictConfig], Path | None] | None = None,
+) -> None:
+    """Preflight the command line (one-line errors, exit 2), then run the ``@hydra.main`` app.
+
+    A sweep any of whose jobs failed exits 2 after the last job (the failures are in
+    the jobs' `error.txt`, and `simclr-report` lists them).
+    """
     if not full_error_wanted():
         try:
-            preflight(sys.argv[1:] if argv is None else argv, CONF_DIR, CONFIG_NAME)
+            sys.argv += preflight(sys.argv[1:], CONF_DIR, CONFIG_NAME, check_job, default_dir)
         except SimclrError as err:
             report_error(program, err)
             sys.exit(EXIT_USER_ERROR)
+    _failed_jobs.clear()
     app()
+    if _failed_jobs:
+        print(
+            f"{program}: error: {len(_failed_jobs)} job(s) of the sweep failed: "
+            f"{', '.join(_failed_jobs)}",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_USER_ERROR)

@@ -9,6 +9,10 @@ The report goes to this command's Hydra output directory; see
 
 from __future__ import annotations
 
+import datetime as dt
+import os
+from pathlib import Path
+
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -17,6 +21,26 @@ from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
 from simclr.rundir import RunDir
 
 PROGRAM = "simclr-eval"
+
+
+def _check(cfg: DictConfig, run: RunDir | None) -> None:
+    """Before Hydra writes anything: a checkpoint, valid eval values, a new output dir."""
+    from simclr.console.preflight import check_new_or_empty
+    from simclr.evaluation.checkpoint import check_request
+
+    check_request(cfg)
+    if run is not None:
+        check_new_or_empty("hydra.run.dir", run.path, "an evaluation")
+
+
+def _beside_the_run(cfg: DictConfig) -> Path | None:
+    """`<run>/eval/<date>_<time>` when the checkpoint belongs to a writable run directory."""
+    from simclr.evaluation.checkpoint import check_request
+
+    run = RunDir.of_checkpoint(check_request(cfg))
+    if run is None or not os.access(run.path, os.W_OK):
+        return None
+    return run.evaluations / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
 
 def _evaluate(cfg: DictConfig, run: RunDir) -> float | None:
@@ -35,7 +59,7 @@ def _main(cfg: DictConfig) -> float | None:
 
 def cli() -> None:
     """Console entry point of `simclr-eval`."""
-    run_app(PROGRAM, _main)  # bad overrides: one line, exit 2
+    run_app(PROGRAM, _main, _check, _beside_the_run)  # bad input: one line, exit 2
 
 
 if __name__ == "__main__":

@@ -20,6 +20,16 @@ from simclr.rundir import RunDir
 PROGRAM = "simclr-pretrain"
 
 
+def _check(cfg: DictConfig, run: RunDir | None) -> None:
+    """Before Hydra writes anything: the values, and a run directory that is ours to use."""
+    from simclr.config import validate_config
+    from simclr.pretraining import check_run_dir
+
+    validate_config(cfg)
+    if run is not None:
+        check_run_dir(run, str(cfg.resume), started=False)
+
+
 def _pretrain(cfg: DictConfig, run: RunDir) -> float | None:
     from simclr.evaluation import headline_metric
     from simclr.pretraining import pretrain_run
@@ -46,7 +56,7 @@ def cli() -> None:
     except SimclrError as err:
         report_error(PROGRAM, err)
         sys.exit(EXIT_USER_ERROR)
-    run_app(PROGRAM, _main)  # bad overrides: one line, exit 2
+    run_app(PROGRAM, _main, _check)  # bad input: one line, exit 2, nothing written
 
 
 if __name__ == "__main__":

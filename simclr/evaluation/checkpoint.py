@@ -72,6 +72,19 @@ def earlier_data(run: RunDir | None) -> tuple[dict[str, Any], Path] | None:
         return None
 
 
+def check_request(cfg: DictConfig) -> Path:
+    """The weights file `cfg.checkpoint` names, after checking it and `cfg.eval` (one line)."""
+    from simclr.hub.sources import resolve
+
+    if not cfg.checkpoint:
+        raise ConfigError(
+            "checkpoint is not set: pass checkpoint=PATH (a simclr-pretrain run directory, "
+            "a .ckpt or a .safetensors file)"
+        )
+    validate_eval(cfg.eval)
+    return resolve(str(cfg.checkpoint))
+
+
 def evaluate_checkpoint(
     cfg: DictConfig, overrides: Sequence[str], out_dir: Path, command: str | None = None
 ) -> Path:
@@ -83,12 +96,7 @@ def evaluate_checkpoint(
     from simclr.evaluation.pipeline import eval_data_config, evaluate_encoder
     from simclr.hub import load_encoder
 
-    if not cfg.checkpoint:
-        raise ConfigError(
-            "checkpoint is not set: pass checkpoint=PATH (a simclr-pretrain run directory, "
-            "a .ckpt or a .safetensors file)"
-        )
-    validate_eval(cfg.eval)
+    check_request(cfg)
     encoder = load_encoder(str(cfg.checkpoint))
     meta: dict[str, Any] = getattr(encoder, "meta", {})
     source = Path(meta["source"])
