@@ -84,7 +84,8 @@ def earlier_data(run_dir: Path | None) -> tuple[dict[str, Any], Path] | None:
 
 def run_eval(cfg: DictConfig, overrides: Sequence[str], out_dir: Path) -> Path:
     """Load `cfg.checkpoint`, evaluate it as `cfg.eval` says, write the report into out_dir."""
-    from simclr.evaluate.pipeline import eval_data_config, evaluate_encoder
+    from simclr.evaluate.collect import eval_data_config
+    from simclr.evaluate.pipeline import evaluate_encoder
     from simclr.hub import load_encoder
     from simclr.hub.sources import run_dir_of
 
