@@ -67,10 +67,13 @@ def pretrain(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -
         run_dir: where the run's files go (default: the config's ``hydra.run.dir``,
             ``outputs/<date>/<time>``); a finished run there is refused.
     """
-    from simclr.pretraining import pretrain_run
+    from simclr.config import validate_config
+    from simclr.pretraining import check_run_dir, pretrain_run
 
     cfg, default_dir = compose(overrides)
     run = RunDir(Path(run_dir).expanduser() if run_dir is not None else default_dir)
+    validate_config(cfg)  # as the console does: before anything is written
+    check_run_dir(run, str(cfg.resume), started=False)
     run.path.mkdir(parents=True, exist_ok=True)
     command = shlex.join(["simclr.pretrain", *overrides])
     return _result(run.path, pretrain_run(cfg, run, command=command))
@@ -86,11 +89,14 @@ def evaluate(
         overrides: Hydra overrides for `eval.*`, `seed`, `data` (e.g. another labeled folder).
         out_dir: where the report goes (default: the config's ``hydra.run.dir``).
     """
-    from simclr.evaluation.checkpoint import evaluate_checkpoint
+    from simclr.console.preflight import check_new_or_empty
+    from simclr.evaluation.checkpoint import check_request, evaluate_checkpoint
 
     given = [*overrides, f"checkpoint={checkpoint}"]
     cfg, default_dir = compose(given)
+    check_request(cfg)
     out = Path(out_dir).expanduser() if out_dir is not None else default_dir
+    check_new_or_empty("out_dir", out, "an evaluation")
     out.mkdir(parents=True, exist_ok=True)
     report = evaluate_checkpoint(cfg, given, out, command=shlex.join(["simclr.evaluate", *given]))
     return _result(out, report)

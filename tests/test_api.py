@@ -27,7 +27,7 @@ def test_a_typo_raises_the_line_the_console_prints(capfd):
 
 
 def test_a_bad_value_is_refused_before_any_work(tmp_path):
-    with pytest.raises(ConfigError, match="loss.temperature"):
+    with pytest.raises(ConfigError, match=r"loss\.temperature"):
         simclr.pretrain(["loss.temperature=0"], run_dir=tmp_path / "run")
     assert not (tmp_path / "run" / "checkpoints").exists()
 

@@ -18,7 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "simclr"
 # or from another unit of its own layer.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "rundir"),
-    ("checkpoint_file", "config"),
+    ("checkpoint_file", "config", "runlock"),
     ("distributed",),
     ("loss", "optim", "augment", "models"),
     ("augment_gpu", "data"),

@@ -93,7 +93,8 @@ def evaluate_checkpoint(
     `overrides` are the command line's (they decide whether its `data` replaces the
     checkpoint's); `command` is recorded in the report. Returns the report.md path.
     """
-    from simclr.evaluation.pipeline import eval_data_config, evaluate_encoder
+    from simclr.evaluation.collect import eval_data_config
+    from simclr.evaluation.pipeline import evaluate_encoder
     from simclr.hub import load_encoder
 
     check_request(cfg)

@@ -15,6 +15,7 @@ from torch import nn
 from torchvision import models as tv_models
 
 from simclr.errors import ConfigError
+from simclr.models.inference import encode
 
 RESNETS = {
     "resnet18": tv_models.resnet18,
@@ -80,11 +81,6 @@ def feature_dim(encoder: nn.Module) -> int:
     return int(dim)
 
 
-@torch.no_grad()
 def infer_feature_dim(encoder: nn.Module, image_size: int) -> int:
     """Feature dimension measured by a forward pass (for encoders built elsewhere)."""
-    was_training = encoder.training
-    encoder.eval()
-    out = encoder(torch.zeros(1, 3, image_size, image_size))
-    encoder.train(was_training)
-    return int(out.shape[-1])
+    return int(encode(encoder, [torch.zeros(1, 3, image_size, image_size)]).shape[-1])
