@@ -104,6 +104,9 @@ def pretrain(cfg: DictConfig) -> float | None:
         command=" ".join(["simclr-pretrain", *sys.argv[1:]]),
     )
     print(f"report: {report}")
+    from simclr.loggers import log_report
+
+    log_report(trainer.loggers, report, trainer.global_step)  # artifacts, metrics: MLflow, W&B
     return headline_metric(report)
 
 
