@@ -8,6 +8,7 @@ arbitrary code to unpickle is refused, and that code never runs.
 
 from __future__ import annotations
 
+import argparse
 import json
 import pickle
 import re
@@ -51,10 +52,13 @@ def _unsupported_global(message: str) -> str:
     return found.group(1) if found else message.strip().splitlines()[0]
 
 
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Unpickle a `.ckpt` with weights_only=True; refuse anything that needs code."""
+def load_torch_file(path: Path) -> Any:
+    """Unpickle a file written by `torch.save` with weights_only=True; refuse anything
+    that needs code. `argparse.Namespace` is allowed: timm's train.py stores its
+    arguments as one, and rebuilding it only sets attributes."""
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        with torch.serialization.safe_globals([argparse.Namespace]):
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"{path}: refused: unpickling it would run code ({_unsupported_global(str(err))}); "
@@ -67,6 +71,11 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(
             f"{path}: truncated or damaged checkpoint ({first}); expected a complete Lightning .ckpt"
         ) from None
+
+
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """A Lightning checkpoint (a dict with a `state_dict`), read as `load_torch_file` does."""
+    ckpt = load_torch_file(path)
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
         raise CheckpointError(
             f"{path}: no 'state_dict' inside; expected a Lightning checkpoint written by "

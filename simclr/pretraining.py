@@ -107,8 +107,9 @@ def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Pa
         run.pretrain_done.write_text(f"{pretrain_seconds:.1f}\n")
         return None
     from simclr.evaluation import evaluate_encoder
+    from simclr.loggers import log_report
 
-    return evaluate_encoder(
+    report = evaluate_encoder(
         plain_encoder(module.encoder, cfg),
         cfg,
         run.path,
@@ -116,6 +117,8 @@ def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Pa
         pretrain_seconds=pretrain_seconds,
         command=command,
     )
+    log_report(trainer.loggers, report, trainer.global_step)  # artifacts, metrics: MLflow, W&B
+    return report
 
 
 def plain_encoder(trained: nn.Module, cfg: DictConfig) -> nn.Module:

@@ -9,6 +9,7 @@ so a file's name and place are decided here and nowhere else::
       checkpoints/last.ckpt   the final (or latest) weights; what resume=auto continues
       checkpoints/best.ckpt   the best epoch by the online probe (or the loss)
       logs/                   the Lightning logger's files (metrics.csv, TensorBoard)
+      mlruns/, wandb/         MLflow's file store and W&B's offline runs, when logged to
       features/               the evaluation's feature cache
       report.md, report.json  the evaluation report (schema: docs/report-schema.md)
       pretrain_done           marker of a run pretrained with eval=none (its seconds)
@@ -66,6 +67,11 @@ class RunDir:
     def metrics_csv(self) -> Path:
         """The CSV logger's metrics file."""
         return self.logs / "metrics.csv"
+
+    @property
+    def mlruns(self) -> Path:
+        """The MLflow file store of `trainer.logger=mlflow` (by default)."""
+        return self.path / "mlruns"
 
     @property
     def features(self) -> Path:

@@ -6,28 +6,22 @@ from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.loggers import Logger, TensorBoardLogger
+from pytorch_lightning.loggers import Logger
 
 from simclr.callbacks.online_probe import OnlineLinearProbe
 from simclr.checkpoint_io import AtomicCheckpointIO
-from simclr.resume import EpochSeeding, ResumableCSVLogger
+from simclr.config.validate import logger_names
+from simclr.loggers import make_loggers
+from simclr.resume import EpochSeeding
 from simclr.rundir import BEST, LAST, RunDir
 
 
 def build_loggers(cfg: Any, run: RunDir, resume_step: int = 0) -> list[Logger] | bool:
-    """CSV (default) or TensorBoard logs under the run's `logs/`.
+    """The loggers `trainer.logger` names (see :mod:`simclr.loggers`); False for none.
 
     A resumed run keeps the CSV rows logged before `resume_step`.
     """
-    if cfg.trainer.logger == "none":
-        return False
-    if cfg.trainer.logger == "tensorboard":
-        return [TensorBoardLogger(save_dir=str(run.path), name=run.logs.name, version="")]
-    return [
-        ResumableCSVLogger(
-            str(run.path), keep_before_step=resume_step, name=run.logs.name, version=""
-        )
-    ]
+    return make_loggers(cfg, run, resume_step) or False
 
 
 def build_callbacks(
@@ -60,7 +54,7 @@ def build_callbacks(
         ),
         EpochSeeding(int(cfg.seed)),  # epoch k is the same whether or not the run resumed
     ]
-    if cfg.trainer.logger != "none":
+    if logger_names(cfg.trainer.logger):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if probe:
         assert num_classes is not None

@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("augment_gpu", "data"),
     ("checkpoint_io", "callbacks"),
     ("resume", "launch"),
-    ("module",),
+    ("module", "loggers"),
     ("training",),
     ("hub",),
     ("evaluation",),

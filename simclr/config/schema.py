@@ -120,7 +120,13 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     limit_train_batches: Any = None
     enable_progress_bar: bool = True
-    logger: str = "csv"  # csv | tensorboard | none
+    # One name or a list (`trainer.logger=[csv,mlflow]`) of csv | tensorboard | mlflow |
+    # wandb | none. `Any`: OmegaConf 2.3 has no Union of a string and a list.
+    logger: Any = field(default_factory=lambda: ["csv"])
+    mlflow_tracking_uri: str | None = None  # None: a file store in <run dir>/mlruns
+    mlflow_experiment: str = "simclr"
+    wandb_mode: str = "offline"  # offline | online | disabled; offline: nothing is sent
+    wandb_project: str = "simclr"
     checkpoint_every_n_epochs: int = 1
 
 

@@ -18,6 +18,8 @@ DATASETS = ("digits", "cifar10", "cifar100", "stl10", "folder")
 RESNET_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 EVALUATORS = ("linear", "mlp", "knn", "finetune")
 BASELINES = ("random_init", "raw_pixels", "supervised")
+LOGGERS = ("csv", "tensorboard", "mlflow", "wandb", "none")
+WANDB_MODES = ("offline", "online", "disabled")
 
 
 def _choice(key: str, value: Any, choices: Iterable[str]) -> None:
@@ -115,7 +117,8 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.accumulate_grad_batches={tr.accumulate_grad_batches} must be >= 1"
         )
-    _choice("trainer.logger", tr.logger, ("csv", "tensorboard", "none"))
+    _check_loggers(tr.logger)
+    _choice("trainer.wandb_mode", tr.wandb_mode, WANDB_MODES)
     if str(tr.strategy).lower().startswith("fsdp"):
         # docs/distributed.md, "FSDP": shards hold pieces of each layer, and LARS needs
         # whole-layer norms; a ResNet's memory is activations, which FSDP does not shard.
@@ -125,6 +128,26 @@ def validate_config(cfg: DictConfig) -> None:
         )
     _choice("resume", cfg.resume, ("never", "auto"))
     validate_eval(cfg.eval)
+
+
+def logger_names(value: Any) -> list[str]:
+    """`trainer.logger` (a name or a list of names) as a list; [] for none."""
+    names = [value] if isinstance(value, str) else list(value or [])
+    return [str(name) for name in names if name != "none"]
+
+
+def _check_loggers(value: Any) -> None:
+    if not isinstance(value, (str, Sequence)):
+        raise ConfigError(
+            f"trainer.logger={value!r} must be one of {', '.join(LOGGERS)} or a list of them"
+        )
+    names = [value] if isinstance(value, str) else [str(v) for v in value]
+    for name in names:
+        _choice("trainer.logger", name, LOGGERS)
+    if "none" in names and len(names) > 1:
+        raise ConfigError(f"trainer.logger={names}: none cannot be combined with other loggers")
+    if len(set(names)) < len(names):
+        raise ConfigError(f"trainer.logger={names} names a logger twice")
 
 
 def validate_eval(ev: DictConfig) -> None:
