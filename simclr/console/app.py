@@ -25,6 +25,7 @@ from simclr.console.errors import (
     report_error,
     user_error,
 )
+from simclr.console.home import expand_home
 from simclr.console.preflight import preflight
 from simclr.errors import SimclrError
 from simclr.rundir import RunDir
@@ -80,7 +81,18 @@ def hydra_job(program: str, cfg: DictConfig, task: Callable[[DictConfig, RunDir]
 
 
 def run_app(program: str, app: Callable[[], Any], argv: list[str] | None = None) -> None:
-    """Preflight the command line (one-line errors, exit 2), then run the ``@hydra.main`` app."""
+    """Preflight the command line (one-line errors, exit 2), then run the ``@hydra.main`` app.
+
+    `~` in values is expanded first, in ``sys.argv`` itself, which the app parses
+    (see :mod:`simclr.console.home`).
+    """
+    try:
+        sys.argv[1:] = expand_home(sys.argv[1:])
+        if argv is not None:
+            argv = expand_home(argv)
+    except SimclrError as err:
+        report_error(program, err)
+        sys.exit(EXIT_USER_ERROR)
     if not full_error_wanted():
         try:
             preflight(sys.argv[1:] if argv is None else argv, CONF_DIR, CONFIG_NAME)
