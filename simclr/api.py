@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from simclr.config.compose import compose_checked
 from simclr.console.app import CONF_DIR, CONFIG_NAME
+from simclr.console.home import expand_home
 from simclr.rundir import RunDir
 
 
@@ -46,7 +47,7 @@ def compose(overrides: Sequence[str] = ()) -> tuple[DictConfig, Path]:
     Raises:
         ConfigError: an unknown key, a value of the wrong type, a missing option.
     """
-    cfg = compose_checked(CONF_DIR, CONFIG_NAME, list(overrides))
+    cfg = compose_checked(CONF_DIR, CONFIG_NAME, expand_home(overrides))
     run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).expanduser()
     with open_dict(cfg):
         cfg.pop("hydra")

@@ -30,6 +30,9 @@ class DataConfig:
     pin_memory: bool = True
     persistent_workers: bool = True
     on_bad_image: str = "fail"  # fail | skip
+    # An image with more pixels is a bad image (a "decompression bomb", see on_bad_image);
+    # null: no limit. Default: PIL's own Image.MAX_IMAGE_PIXELS (simclr/data/images.py).
+    max_image_pixels: int | None = 89_478_485
     stl10_unlabeled: bool = True  # stl10: pretrain on train+unlabeled
 
 

@@ -59,6 +59,8 @@ def validate_data(cfg: DictConfig, key: str = "data") -> None:
     if not 0.0 < cfg.test_fraction < 1.0:
         raise ConfigError(f"{key}.test_fraction={cfg.test_fraction} must be in (0, 1)")
     _choice(f"{key}.on_bad_image", cfg.on_bad_image, ("fail", "skip"))
+    if cfg.get("max_image_pixels") is not None and cfg.max_image_pixels < 1:
+        raise ConfigError(f"{key}.max_image_pixels={cfg.max_image_pixels} must be >= 1 or null")
     if cfg.download:
         raise ConfigError(
             f"{key}.download=true: this toolkit never downloads; put the files under "

@@ -25,6 +25,7 @@ from simclr.console.errors import (
     report_error,
     user_error,
 )
+from simclr.console.home import expand_home
 from simclr.console.preflight import JobCheck, preflight
 from simclr.errors import SimclrError
 from simclr.rundir import RunDir
@@ -91,9 +92,15 @@ def run_app(
 ) -> None:
     """Preflight the command line (one-line errors, exit 2), then run the ``@hydra.main`` app.
 
-    A sweep any of whose jobs failed exits 2 after the last job (the failures are in
-    the jobs' `error.txt`, and `simclr-report` lists them).
+    `~` in values is expanded first, in ``sys.argv`` itself, which the app parses
+    (see :mod:`simclr.console.home`). A sweep any of whose jobs failed exits 2 after
+    the last job (the failures are in the jobs' `error.txt`; `simclr-report` lists them).
     """
+    try:
+        sys.argv[1:] = expand_home(sys.argv[1:])
+    except SimclrError as err:
+        report_error(program, err)
+        sys.exit(EXIT_USER_ERROR)
     if not full_error_wanted():
         try:
             sys.argv += preflight(sys.argv[1:], CONF_DIR, CONFIG_NAME, check_job, default_dir)

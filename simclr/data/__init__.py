@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from simclr.config.schema import DataConfig
 from simclr.data.splits import DataSplits
 from simclr.errors import ConfigError
 
@@ -28,7 +29,9 @@ def build_datasets(cfg: Any) -> DataSplits:
     if cfg.name == "folder":
         from simclr.data.folder import folder_splits
 
-        return folder_splits(cfg.root, cfg.on_bad_image)
+        # A config saved before the field existed lacks it: the schema's default then.
+        limit = getattr(cfg, "max_image_pixels", DataConfig.max_image_pixels)
+        return folder_splits(cfg.root, cfg.on_bad_image, limit)
     raise ConfigError(
         f"data.name={cfg.name!r} is not one of digits, cifar10, cifar100, stl10, folder"
     )

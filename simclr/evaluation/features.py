@@ -32,7 +32,18 @@ log = logging.getLogger(__name__)
 
 # Data-config keys that change which images are read or how; batching and worker
 # settings do not change a feature, so they stay out of the cache key.
-_DATA_KEYS = ("name", "root", "image_size", "split_seed", "test_fraction", "on_bad_image")
+_DATA_KEYS = (
+    "name",
+    "root",
+    "image_size",
+    "split_seed",
+    "test_fraction",
+    "on_bad_image",
+    "max_image_pixels",
+)
+# Bumped whenever images decode differently (2: EXIF orientation, scaled high bit depths),
+# so features cached by an earlier version are not reused.
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -86,7 +97,13 @@ def cache_key(model_id: str, data_cfg: Any, transform: Any, contents: Any = None
     """
     data = {k: getattr(data_cfg, k, None) for k in _DATA_KEYS}
     blob = json.dumps(
-        {"model": model_id, "data": data, "transform": repr(transform), "contents": contents},
+        {
+            "version": CACHE_VERSION,
+            "model": model_id,
+            "data": data,
+            "transform": repr(transform),
+            "contents": contents,
+        },
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]

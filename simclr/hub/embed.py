@@ -14,6 +14,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from simclr.data.image_files import IMAGE_SUFFIXES, folder_files
 from simclr.data.images import load_rgb, to_rgb
 from simclr.errors import ConfigError, DataError
 from simclr.models.inference import encode
@@ -58,14 +59,17 @@ def _items(source: ImageItem | Iterable[ImageItem]) -> list[ImageItem]:
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if path.is_dir():
-            files = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            # The folder reader's definition of an image file (hidden files never are).
+            files, others = folder_files(path)
+            if others:
+                warnings.warn(
+                    f"{path}: ignoring {len(others)} non-image file(s), e.g. {others[0]}",
+                    stacklevel=3,
+                )
             if not files:
-                raise DataError(f"{path}: no files to embed; expected a folder of images")
+                raise DataError(
+                    f"{path}: no image files to embed; expected {', '.join(IMAGE_SUFFIXES)} files"
+                )
             return list(files)
         if not path.exists():
             raise DataError(
@@ -119,10 +123,12 @@ def embed(
     Args:
         encoder: typically from `load_encoder`; its `.transform` is used unless
             `transform` is given.
-        source: a folder (every file below it, sorted, hidden ones left out), one
-            image file, or a list of paths / PIL images. Grayscale, palette and
-            16-bit images are converted to RGB. A file that is not a readable image
-            is skipped with a warning naming it.
+        source: a folder (its image files, sorted: the suffixes and hidden-file rule
+            of :mod:`simclr.data.image_files`, as for training), one image file, or a
+            list of paths / PIL images. Files are read as for training (EXIF
+            orientation applied, 16-bit and float images scaled, the default pixel
+            limit; :mod:`simclr.data.images`); PIL images are used as given, in RGB.
+            A file that is not a readable image is skipped with a warning naming it.
         device: where to run; by default the encoder's device.
         return_paths: also return the items actually embedded (row order), which
             differs from the input when files were skipped.
