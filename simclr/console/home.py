@@ -40,6 +40,11 @@ def _expanded(part: str, override: str) -> str:
             f"{override}: no user {user!r} to expand {part.split('/', 1)[0]}; "
             "write the path without ~"
         )
+    return hydra_value(path, override)
+
+
+def hydra_value(path: str, override: str) -> str:
+    """`path` as an override value Hydra parses back to itself: bare, or quoted."""
     if _UNQUOTED.fullmatch(path):
         return path
     # Inside Hydra's quotes a backslash is literal unless it precedes a quote.

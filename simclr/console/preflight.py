@@ -19,6 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from simclr.config.compose import compose_checked, explain_composition_error
 from simclr.config.resolvers import launched_as_rank_zero
+from simclr.console.home import hydra_value
 from simclr.errors import ConfigError, OutputError
 from simclr.rundir import RunDir
 
@@ -113,7 +114,7 @@ def preflight(
     or empty); otherwise the command's `default_dir(cfg)` or Hydra's default
     (`outputs/<date>/<time>`) is claimed, with a suffix if another run took it this
     second. Returns the overrides to append to
-    the command line (the directory claimed, when it differs from the default).
+    the command line (the directory claimed, pinned).
     """
     from hydra._internal.utils import get_args_parser  # the parser @hydra.main uses
 
@@ -139,8 +140,9 @@ def preflight(
     if not _given(args.overrides, key):
         if not multirun and default_dir is not None:
             path = default_dir(cfg) or path
-        claimed = free_directory(path)
-        return [] if claimed == path else [f"{key}={claimed}"]
+        # Pinned on the command line: Hydra resolves `${now:...}` again, maybe a second later.
+        claimed = str(free_directory(path))
+        return [f"{key}={hydra_value(claimed, f'{key}={claimed}')}"]
     if multirun:
         check_new_or_empty(key, path, "a sweep")
     elif check_job is not None:
