@@ -190,8 +190,10 @@ class EvalConfig:
     baselines: list[str] = field(default_factory=lambda: ["random_init", "raw_pixels"])
     batch_size: int = 256
     data: DataConfig | None = None  # None: the pretraining data's labeled splits
-    headline_evaluator: str = "linear"
-    headline_fraction: float = 0.1
+    # None: linear (else the first evaluator) at 10% (else the smallest fraction evaluated);
+    # a value set here must be evaluated (see `headline_choice` in simclr/config/validate.py).
+    headline_evaluator: str | None = None
+    headline_fraction: float | None = None
     linear: LinearProbeConfig = field(default_factory=LinearProbeConfig)
     mlp: MlpProbeConfig = field(default_factory=MlpProbeConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)

@@ -12,6 +12,8 @@ from typing import Any
 
 from omegaconf import DictConfig
 
+from simclr.config.relevance import check_relevant
+from simclr.config.schema import DataConfig, EncoderConfig, OptimConfig
 from simclr.errors import ConfigError
 
 DATASETS = ("digits", "cifar10", "cifar100", "stl10", "folder")
@@ -49,6 +51,7 @@ def _interval(key: str, value: Sequence[float], low: float, high: float) -> None
 def validate_data(cfg: DictConfig, key: str = "data") -> None:
     """Check a `data` node (also used for `eval.data`)."""
     _choice(f"{key}.name", cfg.name, DATASETS)
+    check_relevant(cfg, DataConfig, key)
     if cfg.batch_size < 2:
         raise ConfigError(
             f"{key}.batch_size={cfg.batch_size} must be >= 2 (NT-Xent needs negatives)"
@@ -90,6 +93,8 @@ def validate_config(cfg: DictConfig) -> None:
     _choice("augment.backend", aug.backend, ("cpu", "gpu"))
 
     enc = cfg.encoder
+    check_relevant(enc, EncoderConfig, "encoder")
+    check_relevant(cfg.optim, OptimConfig, "optim")
     _choice("encoder.arch", enc.arch, (*RESNET_ARCHS, "timm"))
     _choice("encoder.stem", enc.stem, ("imagenet", "cifar"))
     if enc.arch == "timm" and not enc.timm_name:
@@ -152,6 +157,24 @@ def _check_loggers(value: Any) -> None:
         raise ConfigError(f"trainer.logger={names} names a logger twice")
 
 
+HEADLINE_EVALUATOR, HEADLINE_FRACTION = "linear", 0.1
+
+
+def headline_choice(ev: DictConfig) -> tuple[str, float]:
+    """The evaluator and label fraction of the report's headline number.
+
+    What `eval.headline_*` names, else the linear probe (or the first evaluator) at
+    10% of the labels (or the smallest fraction evaluated).
+    """
+    evaluator = ev.headline_evaluator or (
+        HEADLINE_EVALUATOR if HEADLINE_EVALUATOR in ev.evaluators else str(ev.evaluators[0])
+    )
+    fraction = ev.headline_fraction
+    if fraction is None:
+        fraction = HEADLINE_FRACTION if HEADLINE_FRACTION in ev.fractions else min(ev.fractions)
+    return str(evaluator), float(fraction)
+
+
 def validate_eval(ev: DictConfig) -> None:
     """Check an `eval` node."""
     for name in ev.evaluators:
@@ -163,9 +186,22 @@ def validate_eval(ev: DictConfig) -> None:
     for f in ev.fractions:
         if not 0.0 < f <= 1.0:
             raise ConfigError(f"eval.fractions contains {f}: each fraction must be in (0, 1]")
+    if len(set(ev.fractions)) != len(ev.fractions):
+        raise ConfigError(f"eval.fractions={list(ev.fractions)} repeats a fraction; give each once")
+    if ev.headline_fraction is not None and ev.headline_fraction not in ev.fractions:
+        raise ConfigError(
+            f"eval.headline_fraction={ev.headline_fraction} is not among "
+            f"eval.fractions={list(ev.fractions)}; add it or choose one of them"
+        )
+    if ev.headline_evaluator is not None and ev.headline_evaluator not in ev.evaluators:
+        raise ConfigError(
+            f"eval.headline_evaluator={ev.headline_evaluator} is not among "
+            f"eval.evaluators={list(ev.evaluators)}; add it or choose one of them"
+        )
     if ev.seeds < 1 or ev.seeds_full < 1:
         raise ConfigError(f"eval.seeds={ev.seeds}, eval.seeds_full={ev.seeds_full} must be >= 1")
-    _choice("eval.headline_evaluator", ev.headline_evaluator, EVALUATORS)
+    if ev.headline_evaluator is not None:
+        _choice("eval.headline_evaluator", ev.headline_evaluator, EVALUATORS)
     _choice("eval.embedding_method", ev.embedding_method, ("pca", "tsne"))
     if ev.raw_pixels_size < 1:
         raise ConfigError(f"eval.raw_pixels_size={ev.raw_pixels_size} must be >= 1")

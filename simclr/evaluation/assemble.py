@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 import simclr.evaluation.plots as plots
 import simclr.evaluation.report as report
+from simclr.config.validate import headline_choice
 from simclr.evaluation.collect import Collected
 from simclr.evaluation.protocol import ProtocolResult
 from simclr.evaluation.report_schema import SCHEMA_VERSION, DataInfo, Report, Timing
@@ -60,9 +61,7 @@ def build_report(
         versions=report.versions(),
         machine=report.machine(),
         timing=timing,
-        headline=report.headline(
-            outcome.results, str(ev.headline_evaluator), float(ev.headline_fraction)
-        ),
+        headline=report.headline(outcome.results, *headline_choice(ev)),
         results=outcome.results,
         runs=outcome.runs,
         notes=outcome.notes,

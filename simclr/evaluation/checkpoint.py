@@ -22,29 +22,49 @@ from simclr.config.validate import validate_data, validate_eval
 from simclr.errors import ConfigError
 from simclr.rundir import RunDir
 
-DATA_KEYS = ("data", "experiment")
+# What `simclr-eval` takes from its command line; everything else comes from the checkpoint.
+COMMAND_KEYS = ("eval", "seed", "checkpoint", "hydra")
+# Groups and keys laid over the checkpoint's own (what is evaluated, and how it is shown).
+LAYERED = ("data", "augment")
 
 
-def data_overridden(overrides: Sequence[str]) -> bool:
-    """Whether the command line chose the data (`data=...`, `data.root=...`, a preset)."""
-    for item in overrides:
-        key = item.split("=", 1)[0].lstrip("+~")
-        if any(key == k or key.startswith(f"{k}.") for k in DATA_KEYS):
-            return True
-    return False
+def _key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~").replace("/", ".")
 
 
 def effective_config(
-    cli_cfg: DictConfig, trained: dict[str, Any], use_cli_data: bool
+    cli_cfg: DictConfig, trained: dict[str, Any], overrides: Sequence[str]
 ) -> DictConfig:
-    """The training config with this command's `eval`, `seed` and, if asked, `data`."""
+    """The checkpoint's config with this command's `eval` and `seed`, and its `data.*` and
+    `augment.*` overrides laid on top (nothing else of the command line's defaults).
+
+    `data=NAME` switches the data set but keeps the checkpoint's image size, batch
+    size and the rest; `data.KEY=VALUE` and `augment.KEY=VALUE` change one key. Any
+    other key would have no effect here (the encoder, head and training come from the
+    checkpoint) and is refused.
+    """
     cfg = merged_config(trained)
-    cfg.eval = cli_cfg.eval
-    cfg.seed = cli_cfg.seed
-    cfg.checkpoint = cli_cfg.checkpoint
-    if use_cli_data:
-        cfg.data = cli_cfg.data
-    return cfg  # type: ignore[no-any-return]
+    for name in COMMAND_KEYS:
+        if name in cli_cfg:
+            cfg[name] = cli_cfg[name]
+    for override in overrides:
+        key = _key(override)
+        top = key.split(".", 1)[0]
+        if top in COMMAND_KEYS:
+            continue
+        if top not in LAYERED:
+            raise ConfigError(
+                f"{override}: has no effect in simclr-eval (the encoder, head and training come "
+                "from the checkpoint); only eval.*, seed, data.* and augment.* apply"
+            )
+        if key == "data":  # a data set preset: its name and root, the checkpoint's sizes
+            cfg.data.name = cli_cfg.data.name
+            cfg.data.root = OmegaConf.select(cli_cfg, "data.root", throw_on_missing=False)
+        elif key == "augment":
+            cfg.augment = cli_cfg.augment
+        else:
+            OmegaConf.update(cfg, key, OmegaConf.select(cli_cfg, key), merge=False)
+    return cfg
 
 
 def _pretrain_seconds(run: RunDir | None) -> float | None:
@@ -101,7 +121,7 @@ def evaluate_checkpoint(
     encoder = load_encoder(str(cfg.checkpoint))
     meta: dict[str, Any] = getattr(encoder, "meta", {})
     source = Path(meta["source"])
-    run_cfg = effective_config(cfg, meta["config"], data_overridden(overrides))
+    run_cfg = effective_config(cfg, meta["config"], overrides)
     validate_data(eval_data_config(run_cfg), key="eval.data" if cfg.eval.data else "data")
     run = RunDir.of_checkpoint(source)
     cache = run.features if run and os.access(run.path, os.W_OK) else None
