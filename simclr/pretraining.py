@@ -75,8 +75,10 @@ def pretrain_run(cfg: DictConfig, run: RunDir, command: str | None = None) -> Pa
 
 def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Path | None:
     from simclr.data.datamodule import SimCLRDataModule
+    from simclr.evaluation.collect import check_evaluable, load_eval_data
     from simclr.launch import check_launcher_supports, ddp_job_scope
     from simclr.models import feature_dim
+    from simclr.models.inference import check_accepts
     from simclr.module import SimCLRModule
     from simclr.resume import ResumePoint, check_resumable
     from simclr.training import build_callbacks, build_trainer
@@ -84,11 +86,14 @@ def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Pa
     resume_from = run.last_checkpoint if run.last_checkpoint.exists() else None
     # Read and compare the checkpoint before the data: a mismatch fails in a second.
     start = check_resumable(resume_from, cfg) if resume_from else ResumePoint(0, 0)
+    pl.seed_everything(int(cfg.seed), workers=True)
+    module = SimCLRModule(cfg)
+    check_accepts(module.encoder, int(cfg.data.image_size), f"encoder {cfg.encoder.arch}")
     datamodule = SimCLRDataModule(  # reads the data: fails fast
         cfg.data, cfg.augment, seed=int(cfg.seed), start_epoch=start.epoch
     )
-    pl.seed_everything(int(cfg.seed), workers=True)
-    module = SimCLRModule(cfg)
+    if cfg.eval.enabled:  # what evaluation needs, known before training starts
+        check_evaluable(datamodule.splits if cfg.eval.get("data") is None else load_eval_data(cfg))
     if cfg.encoder.compile:
         module.encoder.compile()  # in place, so checkpoint keys keep their names
     num_classes = len(datamodule.splits.classes) if datamodule.has_labeled_eval else None

@@ -8,9 +8,11 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 
+from simclr.callbacks.final_checkpoint import FinalCheckpoint
 from simclr.callbacks.online_probe import OnlineLinearProbe
 from simclr.checkpoint_io import AtomicCheckpointIO
 from simclr.config.validate import logger_names
+from simclr.errors import ConfigError
 from simclr.loggers import make_loggers
 from simclr.resume import EpochSeeding
 from simclr.rundir import BEST, LAST, RunDir
@@ -31,18 +33,20 @@ def build_callbacks(
     probe = bool(cfg.online_probe.enabled) and bool(num_classes)
     monitor, mode = ("online_probe/val_acc", "max") if probe else ("train/loss_epoch", "min")
     directory, every = str(run.checkpoints), int(cfg.trainer.checkpoint_every_n_epochs)
+    # last.ckpt, rewritten every `every` epochs: what resume=auto continues from.
+    # (ModelCheckpoint's own save_last only follows saves of a new best since
+    # Lightning 2.5, which would leave last.ckpt behind whenever the metric stalls.)
+    last = ModelCheckpoint(
+        dirpath=directory,
+        filename=LAST,
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=every,
+        enable_version_counter=False,
+    )
     callbacks: list[Callback] = [
-        # last.ckpt, rewritten every `every` epochs: what resume=auto continues from.
-        # (ModelCheckpoint's own save_last only follows saves of a new best since
-        # Lightning 2.5, which would leave last.ckpt behind whenever the metric stalls.)
-        ModelCheckpoint(
-            dirpath=directory,
-            filename=LAST,
-            monitor=None,
-            save_top_k=1,
-            every_n_epochs=every,
-            enable_version_counter=False,
-        ),
+        last,
+        FinalCheckpoint(last, str(run.last_checkpoint)),
         ModelCheckpoint(
             dirpath=directory,
             filename=BEST,
@@ -60,6 +64,21 @@ def build_callbacks(
         assert num_classes is not None
         callbacks.append(OnlineLinearProbe(feature_dim, num_classes, float(cfg.online_probe.lr)))
     return callbacks
+
+
+def check_devices(cfg: Any) -> None:
+    """ConfigError when the trainer asks for an accelerator this machine does not have."""
+    import torch
+
+    accelerator = str(cfg.trainer.accelerator).lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA device is visible here "
+            "(torch.cuda.is_available() is false); use trainer=default to train on the CPU"
+        )
+    devices, present = cfg.trainer.devices, torch.cuda.device_count()
+    if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > present:
+        raise ConfigError(f"trainer.devices={devices}: only {present} CUDA device(s) here")
 
 
 def build_trainer(

@@ -120,6 +120,11 @@ def validate_config(cfg: DictConfig) -> None:
     tr = cfg.trainer
     if tr.max_epochs < 1 and tr.max_steps < 1:
         raise ConfigError(f"trainer.max_epochs={tr.max_epochs} must be >= 1")
+    if tr.checkpoint_every_n_epochs < 1:
+        raise ConfigError(
+            f"trainer.checkpoint_every_n_epochs={tr.checkpoint_every_n_epochs} must be >= 1 "
+            "(the last checkpoint is what evaluation and resume=auto read)"
+        )
     if tr.accumulate_grad_batches < 1:
         raise ConfigError(
             f"trainer.accumulate_grad_batches={tr.accumulate_grad_batches} must be >= 1"
@@ -198,6 +203,8 @@ def validate_eval(ev: DictConfig) -> None:
             f"eval.headline_evaluator={ev.headline_evaluator} is not among "
             f"eval.evaluators={list(ev.evaluators)}; add it or choose one of them"
         )
+    if ev.batch_size < 1:
+        raise ConfigError(f"eval.batch_size={ev.batch_size} must be >= 1")
     if ev.seeds < 1 or ev.seeds_full < 1:
         raise ConfigError(f"eval.seeds={ev.seeds}, eval.seeds_full={ev.seeds_full} must be >= 1")
     if ev.headline_evaluator is not None:

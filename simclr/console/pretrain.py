@@ -24,8 +24,10 @@ def _check(cfg: DictConfig, run: RunDir | None) -> None:
     """Before Hydra writes anything: the values, and a run directory that is ours to use."""
     from simclr.config import validate_config
     from simclr.pretraining import check_run_dir
+    from simclr.training import check_devices
 
     validate_config(cfg)
+    check_devices(cfg)
     if run is not None:
         check_run_dir(run, str(cfg.resume), started=False)
 

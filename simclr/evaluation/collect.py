@@ -41,6 +41,20 @@ def eval_data_config(cfg: DictConfig) -> Any:
     return cfg.eval.data if cfg.eval.get("data") is not None else cfg.data
 
 
+def check_evaluable(splits: DataSplits) -> None:
+    """DataError unless `splits` has labeled train and test splits of two classes or more."""
+    if splits.train is None or splits.test is None:
+        raise DataError(
+            f"{splits.source}: evaluation needs labeled train/ and test/ splits; pass "
+            "labeled data with +eval/data=... (see conf/eval/data/), or eval=none to pretrain only"
+        )
+    if len(splits.classes) < 2:
+        raise DataError(
+            f"{splits.source}: {len(splits.classes)} class ({', '.join(map(str, splits.classes))}); "
+            "evaluation needs two or more, or pass eval=none to pretrain only"
+        )
+
+
 def load_eval_data(
     cfg: DictConfig, earlier_data: tuple[dict[str, Any], Path] | None = None
 ) -> DataSplits:
@@ -53,11 +67,7 @@ def load_eval_data(
     from simclr.data import build_datasets
 
     splits = build_datasets(eval_data_config(cfg))
-    if splits.train is None or splits.test is None:
-        raise DataError(
-            f"{splits.source}: evaluation needs labeled train and test splits; "
-            "pass labeled data with +eval/data=... (see conf/eval/data/)"
-        )
+    check_evaluable(splits)
     if earlier_data is not None:
         seen, report_path = earlier_data
         if seen.get("source") == splits.source and seen.get("classes") != list(splits.classes):

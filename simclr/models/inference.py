@@ -42,3 +42,19 @@ def encode(
     finally:
         model.train(was_training)
     return torch.cat(outputs) if outputs else torch.zeros(0, 0)
+
+
+def check_accepts(model: nn.Module, image_size: int, what: str) -> None:
+    """ConfigError unless `model` runs on a batch of two `image_size` images.
+
+    Found out before training (a ViT at 16 px, a ResNet whose pooling runs out of
+    pixels), not at the first step after the data is read.
+    """
+    from simclr.errors import ConfigError
+
+    probe = torch.zeros(2, 3, image_size, image_size, device=model_device(model))
+    try:
+        encode(model, [probe])
+    except (RuntimeError, AssertionError, ValueError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(f"{what} does not accept data.image_size={image_size}: {first}") from None
