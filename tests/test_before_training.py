@@ -111,4 +111,4 @@ def test_a_run_always_ends_with_a_loadable_last_checkpoint(tmp_path, labeled_fol
     result = run_cli(pretrain.cli, "simclr-pretrain", argv, capfd)
     assert result.code == 0, result.stderr[-2000:]
     ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
-    assert ckpt["global_step"] == 2 and "encoder.conv1.weight" in ckpt["state_dict"]
+    assert ckpt["global_step"] == 2 and any(k.startswith("encoder.") for k in ckpt["state_dict"])
