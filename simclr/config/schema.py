@@ -123,6 +123,7 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     limit_train_batches: Any = None
     enable_progress_bar: bool = True
+    enable_model_summary: bool = False  # Lightning's layer table; on with -v
     # One name or a list (`trainer.logger=[csv,mlflow]`) of csv | tensorboard | mlflow |
     # wandb | none. `Any`: OmegaConf 2.3 has no Union of a string and a list.
     logger: Any = field(default_factory=lambda: ["csv"])
