@@ -93,10 +93,9 @@ def validate_config(cfg: DictConfig) -> None:
     _choice("augment.backend", aug.backend, ("cpu", "gpu"))
 
     enc = cfg.encoder
-    check_relevant(enc, EncoderConfig, "encoder")
-    check_relevant(cfg.optim, OptimConfig, "optim")
     _choice("encoder.arch", enc.arch, (*RESNET_ARCHS, "timm"))
     _choice("encoder.stem", enc.stem, ("imagenet", "cifar"))
+    check_relevant(enc, EncoderConfig, "encoder")
     if enc.arch == "timm" and not enc.timm_name:
         raise ConfigError("encoder.timm_name is not set: encoder.arch=timm needs a timm model name")
 
@@ -109,6 +108,7 @@ def validate_config(cfg: DictConfig) -> None:
 
     opt = cfg.optim
     _choice("optim.name", opt.name, ("lars", "sgd", "adamw"))
+    check_relevant(opt, OptimConfig, "optim")
     _positive("optim.lr", opt.lr)
     _choice("optim.lr_scaling", opt.lr_scaling, ("linear", "sqrt", "none"))
     _choice("optim.schedule", opt.schedule, ("cosine", "constant"))
