@@ -11,6 +11,7 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
 from simclr.callbacks.online_probe import OnlineLinearProbe
 from simclr.checkpoint_io import AtomicCheckpointIO
+from simclr.chunked_step import ManualGradientClipping
 from simclr.resume import EpochSeeding, ResumableCSVLogger
 
 CHECKPOINT_DIR = "checkpoints"
@@ -60,10 +61,16 @@ def build_callbacks(
     ]
     if cfg.trainer.logger != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if _chunked(cfg) and cfg.trainer.gradient_clip_val:
+        callbacks.append(ManualGradientClipping(float(cfg.trainer.gradient_clip_val)))
     if probe:
         assert num_classes is not None
         callbacks.append(OnlineLinearProbe(feature_dim, num_classes, float(cfg.online_probe.lr)))
     return callbacks
+
+
+def _chunked(cfg: Any) -> bool:
+    return bool(cfg.loss.get("chunk_size"))
 
 
 def build_trainer(
@@ -84,7 +91,8 @@ def build_trainer(
         strategy=t.strategy,
         precision=t.precision,
         accumulate_grad_batches=int(t.accumulate_grad_batches),
-        gradient_clip_val=t.gradient_clip_val,
+        # Manual optimization (loss.chunk_size) clips in ManualGradientClipping instead.
+        gradient_clip_val=None if _chunked(cfg) else t.gradient_clip_val,
         deterministic=bool(t.deterministic),
         # cuDNN picks the fastest convolution kernels for the (fixed) batch shape.
         benchmark=not bool(t.deterministic),

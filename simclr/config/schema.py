@@ -84,6 +84,9 @@ class LossConfig:
     temperature: float = 0.5
     gather: bool = True  # use every rank's projections as negatives
     skip_nonfinite: bool = False  # skip (and count) a step whose loss is NaN/inf
+    # Gradient caching (simclr/gradcache.py): views per encoder pass, the loss still on
+    # the full batch; 0 or null: off (one pass over all 2 x batch_size views).
+    chunk_size: int | None = None
 
 
 @dataclass
