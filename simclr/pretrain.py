@@ -62,6 +62,7 @@ def pretrain(cfg: DictConfig) -> float | None:
     from simclr.launch import check_launcher_supports, ddp_job_scope
     from simclr.models import feature_dim
     from simclr.module import SimCLRModule
+    from simclr.preemption import exit_on_preemption
     from simclr.resume import ResumePoint, check_resumable
     from simclr.training import build_callbacks, build_trainer
 
@@ -71,7 +72,11 @@ def pretrain(cfg: DictConfig) -> float | None:
     # Read and compare the checkpoint before the data: a mismatch fails in a second.
     start = check_resumable(resume_from, cfg) if resume_from else ResumePoint(0, 0)
     datamodule = SimCLRDataModule(  # reads the data: fails fast
-        cfg.data, cfg.augment, seed=int(cfg.seed), start_epoch=start.epoch
+        cfg.data,
+        cfg.augment,
+        seed=int(cfg.seed),
+        start_epoch=start.epoch,
+        start_batch=start.batches_done,
     )
     pl.seed_everything(int(cfg.seed), workers=True)
     module = SimCLRModule(cfg)
@@ -82,7 +87,8 @@ def pretrain(cfg: DictConfig) -> float | None:
     trainer = build_trainer(cfg, run_dir, callbacks, resume_step=start.global_step)
     check_launcher_supports(trainer.world_size)
     started = time.perf_counter()
-    with ddp_job_scope():  # ranks > 0 run this very job; afterwards the group is gone
+    # ranks > 0 run this very job; afterwards the group is gone. A signal: last.ckpt, exit.
+    with ddp_job_scope(), exit_on_preemption(trainer, run_dir):
         ckpt_path = str(resume_from) if resume_from else None
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     pretrain_seconds = time.perf_counter() - started

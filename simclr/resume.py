@@ -91,10 +91,28 @@ def _container(node: Any) -> dict[str, Any]:
 
 
 class ResumePoint(NamedTuple):
-    """Where a resumed run starts: the next epoch and the optimizer steps already taken."""
+    """Where a resumed run starts: its epoch, the optimizer steps already taken, and
+    the batches of that epoch already trained (> 0 after a stop mid-epoch)."""
 
     epoch: int
     global_step: int
+    batches_done: int = 0
+
+
+def _resume_point(ckpt: dict[str, Any]) -> ResumePoint:
+    """Read where training stood from Lightning's loop state in a checkpoint.
+
+    End-of-epoch checkpoints are taken in ``on_train_epoch_end``, after the loop
+    counted the epoch processed; one taken mid-epoch (simclr.preemption) is in an
+    epoch started but not processed, some batches into it.
+    """
+    fit = (ckpt.get("loops") or {}).get("fit_loop") or {}
+    epochs = (fit.get("epoch_progress") or {}).get("total") or {}
+    step, epoch = int(ckpt.get("global_step", 0)), int(ckpt.get("epoch", -1))
+    if int(epochs.get("processed", 0)) < int(epochs.get("started", 0)):
+        batches = (fit.get("epoch_loop.batch_progress") or {}).get("current") or {}
+        return ResumePoint(epoch, step, int(batches.get("completed", 0)))
+    return ResumePoint(epoch + 1, step)
 
 
 def check_resumable(path: Path, cfg: DictConfig) -> ResumePoint:
@@ -129,8 +147,7 @@ def check_resumable(path: Path, cfg: DictConfig) -> ResumePoint:
             "the result will differ from an uninterrupted run",
             stacklevel=2,
         )
-    # Checkpoints are written at the end of an epoch, whose index they record.
-    return ResumePoint(int(ckpt.get("epoch", -1)) + 1, int(ckpt.get("global_step", 0)))
+    return _resume_point(ckpt)
 
 
 class EpochSeeding(Callback):

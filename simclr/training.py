@@ -12,6 +12,7 @@ from pytorch_lightning.loggers import Logger, TensorBoardLogger
 from simclr.callbacks.online_probe import OnlineLinearProbe
 from simclr.checkpoint_io import AtomicCheckpointIO
 from simclr.chunked_step import ManualGradientClipping
+from simclr.preemption import PreemptionCheckpoint
 from simclr.resume import EpochSeeding, ResumableCSVLogger
 
 CHECKPOINT_DIR = "checkpoints"
@@ -58,6 +59,8 @@ def build_callbacks(
             enable_version_counter=False,
         ),
         EpochSeeding(int(cfg.seed)),  # epoch k is the same whether or not the run resumed
+        # SIGTERM / Ctrl-C: last.ckpt after the current step (simclr/preemption.py).
+        PreemptionCheckpoint(run_dir / CHECKPOINT_DIR / "last.ckpt"),
     ]
     if cfg.trainer.logger != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
