@@ -103,15 +103,17 @@ def _resume_point(ckpt: dict[str, Any]) -> ResumePoint:
     """Read where training stood from Lightning's loop state in a checkpoint.
 
     End-of-epoch checkpoints are taken in ``on_train_epoch_end``, after the loop
-    counted the epoch processed; one taken mid-epoch (simclr.preemption) is in an
-    epoch started but not processed, some batches into it.
+    counted the epoch processed (or after its last batch); one taken mid-epoch
+    (simclr.preemption) is in an epoch started but not processed, some batches into it.
     """
     fit = (ckpt.get("loops") or {}).get("fit_loop") or {}
     epochs = (fit.get("epoch_progress") or {}).get("total") or {}
+    batches = fit.get("epoch_loop.batch_progress") or {}
     step, epoch = int(ckpt.get("global_step", 0)), int(ckpt.get("epoch", -1))
-    if int(epochs.get("processed", 0)) < int(epochs.get("started", 0)):
-        batches = (fit.get("epoch_loop.batch_progress") or {}).get("current") or {}
-        return ResumePoint(epoch, step, int(batches.get("completed", 0)))
+    unfinished = int(epochs.get("processed", 0)) < int(epochs.get("started", 0))
+    if unfinished and not batches.get("is_last_batch", False):
+        done = int((batches.get("current") or {}).get("completed", 0))
+        return ResumePoint(epoch, step, done)
     return ResumePoint(epoch + 1, step)
 
 

@@ -64,6 +64,10 @@ def build_callbacks(
     ]
     if cfg.trainer.logger != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if cfg.data.name == "stream":  # LitData's loader state across a resume
+        from simclr.data.stream import StreamLoaderState
+
+        callbacks.append(StreamLoaderState())
     if _chunked(cfg) and cfg.trainer.gradient_clip_val:
         callbacks.append(ManualGradientClipping(float(cfg.trainer.gradient_clip_val)))
     if probe:

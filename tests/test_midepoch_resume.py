@@ -6,14 +6,19 @@ from simclr.data.epochs import EpochShuffleSampler
 from simclr.resume import ResumePoint, _resume_point
 
 
-def _ckpt(started: int, processed: int, batches: int, epoch: int, step: int) -> dict:
+def _ckpt(
+    started: int, processed: int, batches: int, epoch: int, step: int, last: bool = False
+) -> dict:
     return {
         "epoch": epoch,
         "global_step": step,
         "loops": {
             "fit_loop": {
                 "epoch_progress": {"total": {"started": started, "processed": processed}},
-                "epoch_loop.batch_progress": {"current": {"completed": batches}},
+                "epoch_loop.batch_progress": {
+                    "current": {"completed": batches},
+                    "is_last_batch": last,
+                },
             }
         },
     }
@@ -22,6 +27,11 @@ def _ckpt(started: int, processed: int, batches: int, epoch: int, step: int) -> 
 def test_end_of_epoch_checkpoint_resumes_at_the_next_epoch():
     # Saved in on_train_epoch_end of epoch 1: started 2 epochs, processed 2.
     assert _resume_point(_ckpt(2, 2, 3, epoch=1, step=6)) == ResumePoint(2, 6, 0)
+
+
+def test_checkpoint_after_the_last_batch_resumes_at_the_next_epoch():
+    # Saved at the end of validation after the last batch, before the epoch is processed.
+    assert _resume_point(_ckpt(2, 1, 3, epoch=1, step=6, last=True)) == ResumePoint(2, 6, 0)
 
 
 def test_mid_epoch_checkpoint_resumes_in_its_epoch_after_its_batches():

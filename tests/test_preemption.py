@@ -69,9 +69,13 @@ SLURM_ENV = {
 
 
 def _start(
-    run_dir: Path, data: Path, *extra: str, env: dict[str, str] | None = None
+    run_dir: Path,
+    data: Path,
+    *extra: str,
+    env: dict[str, str] | None = None,
+    run: list[str] = RUN,
 ) -> subprocess.Popen[str]:
-    args = [*COMMAND, *RUN, f"data.root={data}", f"hydra.run.dir={run_dir}", *extra]
+    args = [*COMMAND, *run, f"data.root={data}", f"hydra.run.dir={run_dir}", *extra]
     env = env or {**ENV, "PYTHONPATH": PYTHONPATH}
     return subprocess.Popen(
         args, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
@@ -116,11 +120,12 @@ def _hold_env(tmp_path: Path, **extra: str) -> tuple[dict[str, str], Path]:
     return env, marker
 
 
-def _stop_and_resume(
-    data: Path, tmp_path: Path, signum: int, env: dict[str, str], marker: Path
+def _stop(
+    data: Path, tmp_path: Path, signum: int, env: dict[str, str], marker: Path, run: list[str] = RUN
 ) -> tuple[Path, int, str]:
+    """Start a run held mid-epoch, send it `signum`, wait for it to end."""
     run_dir = tmp_path / "run"
-    victim = _start(run_dir, data, env=env)
+    victim = _start(run_dir, data, env=env, run=run)
     deadline = time.monotonic() + 300
     while not marker.exists() and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -139,8 +144,10 @@ def _check_stopped_checkpoint(run_dir: Path) -> None:
     )
 
 
-def _resume_and_compare(run_dir: Path, data: Path, expected: dict[str, torch.Tensor]) -> None:
-    process = _start(run_dir, data, "resume=auto")
+def _resume_and_compare(
+    run_dir: Path, data: Path, expected: dict[str, torch.Tensor], run: list[str] = RUN
+) -> None:
+    process = _start(run_dir, data, "resume=auto", run=run)
     _, err = process.communicate(timeout=600)
     assert process.returncode == 0, err[-3000:]
     resumed = _weights(run_dir)
@@ -165,7 +172,7 @@ def test_signal_saves_last_ckpt_after_the_step_and_resumes_to_the_same_weights(
     data, uninterrupted, tmp_path, signum, status
 ):
     env, marker = _hold_env(tmp_path)
-    run_dir, code, err = _stop_and_resume(data, tmp_path, signum, env, marker)
+    run_dir, code, err = _stop(data, tmp_path, signum, env, marker)
     assert code == status, err[-3000:]
     _one_line(err, signal.Signals(signum).name, run_dir)
     _check_stopped_checkpoint(run_dir)
@@ -187,7 +194,7 @@ def test_slurm_sigusr1_requeues_saves_and_resumes_to_the_same_weights(
         PATH=os.pathsep.join([str(bin_dir), ENV.get("PATH", "")]),
         SIMCLR_TEST_SCONTROL_LOG=str(calls),
     )
-    run_dir, code, err = _stop_and_resume(data, tmp_path, signal.SIGUSR1, env, marker)
+    run_dir, code, err = _stop(data, tmp_path, signal.SIGUSR1, env, marker)
     assert calls.read_text().split() == ["requeue", "4242"]  # Lightning asked for the requeue
     assert code == 143, err[-3000:]  # ... and SLURM's SIGTERM ended the job
     _one_line(err, "SIGTERM", run_dir)

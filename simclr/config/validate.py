@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 
 from simclr.errors import ConfigError
 
-DATASETS = ("digits", "cifar10", "cifar100", "stl10", "folder")
+DATASETS = ("digits", "cifar10", "cifar100", "stl10", "folder", "stream")
 RESNET_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 EVALUATORS = ("linear", "mlp", "knn", "finetune")
 BASELINES = ("random_init", "raw_pixels", "supervised")

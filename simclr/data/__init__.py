@@ -29,8 +29,12 @@ def build_datasets(cfg: Any) -> DataSplits:
         from simclr.data.folder import folder_splits
 
         return folder_splits(cfg.root, cfg.on_bad_image)
+    if cfg.name == "stream":
+        from simclr.data.stream import stream_splits
+
+        return stream_splits(cfg.root)
     raise ConfigError(
-        f"data.name={cfg.name!r} is not one of digits, cifar10, cifar100, stl10, folder"
+        f"data.name={cfg.name!r} is not one of digits, cifar10, cifar100, stl10, folder, stream"
     )
 
 

@@ -97,6 +97,10 @@ class SimCLRDataModule(pl.LightningDataModule):
         gpu = getattr(self.augment_cfg, "backend", "cpu") == "gpu"
         build = build_crop_transform if gpu else build_view_transform
         views = TwoViews(build(self.augment_cfg, size))
+        if self.data_cfg.name == "stream":  # LitData shuffles and splits between ranks itself
+            from simclr.data.stream import stream_train_loader
+
+            return stream_train_loader(self.data_cfg, views, self.seed)
         drop_last = bool(self.data_cfg.drop_last)
         if self.trainer is not None and self.trainer.world_size > 1:
             # Lightning puts in a DistributedSampler, itself seeded per epoch.
