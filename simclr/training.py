@@ -13,9 +13,11 @@ from simclr.callbacks.online_probe import OnlineLinearProbe
 from simclr.callbacks.progress import RunProgressBar
 from simclr.callbacks.run_summary import RunSummary
 from simclr.checkpoint_io import AtomicCheckpointIO
+from simclr.chunked_step import ManualGradientClipping
 from simclr.config.validate import logger_names
 from simclr.errors import ConfigError
 from simclr.loggers import make_loggers
+from simclr.preemption import PreemptionCheckpoint
 from simclr.resume import EpochSeeding
 from simclr.rundir import BEST, LAST, RunDir
 
@@ -59,9 +61,17 @@ def build_callbacks(
             enable_version_counter=False,
         ),
         EpochSeeding(int(cfg.seed)),  # epoch k is the same whether or not the run resumed
+        # SIGTERM / Ctrl-C: last.ckpt after the current step (simclr/preemption.py).
+        PreemptionCheckpoint(run.last_checkpoint),
     ]
     if logger_names(cfg.trainer.logger):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if cfg.data.name == "stream":  # LitData's loader state across a resume
+        from simclr.data.stream import StreamLoaderState
+
+        callbacks.append(StreamLoaderState())
+    if _chunked(cfg) and cfg.trainer.gradient_clip_val:
+        callbacks.append(ManualGradientClipping(float(cfg.trainer.gradient_clip_val)))
     if probe:
         assert num_classes is not None
         callbacks.append(OnlineLinearProbe(feature_dim, num_classes, float(cfg.online_probe.lr)))
@@ -86,6 +96,10 @@ def check_devices(cfg: Any) -> None:
         raise ConfigError(f"trainer.devices={devices}: only {present} CUDA device(s) here")
 
 
+def _chunked(cfg: Any) -> bool:
+    return bool(cfg.loss.get("chunk_size"))
+
+
 def build_trainer(
     cfg: Any,
     run: RunDir,
@@ -108,7 +122,8 @@ def build_trainer(
         strategy=t.strategy,
         precision=t.precision,
         accumulate_grad_batches=int(t.accumulate_grad_batches),
-        gradient_clip_val=t.gradient_clip_val,
+        # Manual optimization (loss.chunk_size) clips in ManualGradientClipping instead.
+        gradient_clip_val=None if _chunked(cfg) else t.gradient_clip_val,
         deterministic=bool(t.deterministic),
         # cuDNN picks the fastest convolution kernels for the (fixed) batch shape.
         benchmark=not bool(t.deterministic),

@@ -18,8 +18,8 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 class DataConfig:
     """Where the images come from and how they are batched."""
 
-    name: str = "digits"  # digits | cifar10 | cifar100 | stl10 | folder
-    root: str | None = None  # local directory for cifar*/stl10/folder
+    name: str = "digits"  # digits | cifar10 | cifar100 | stl10 | folder | stream
+    root: str | None = None  # local directory for cifar*/stl10/folder; shards (or URI): stream
     image_size: int = 32  # side of the square views fed to the encoder
     batch_size: int = 256  # per device
     num_workers: int = 2
@@ -87,6 +87,9 @@ class LossConfig:
     temperature: float = 0.5
     gather: bool = True  # use every rank's projections as negatives
     skip_nonfinite: bool = False  # skip (and count) a step whose loss is NaN/inf
+    # Gradient caching (simclr/gradcache.py): views per encoder pass, the loss still on
+    # the full batch; 0 or null: off (one pass over all 2 x batch_size views).
+    chunk_size: int | None = None
 
 
 @dataclass

@@ -16,7 +16,7 @@ from simclr.config.relevance import check_relevant
 from simclr.config.schema import DataConfig, EncoderConfig, OptimConfig
 from simclr.errors import ConfigError
 
-DATASETS = ("digits", "cifar10", "cifar100", "stl10", "folder")
+DATASETS = ("digits", "cifar10", "cifar100", "stl10", "folder", "stream")
 RESNET_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 EVALUATORS = ("linear", "mlp", "knn", "finetune")
 BASELINES = ("random_init", "raw_pixels", "supervised")
@@ -105,6 +105,18 @@ def validate_config(cfg: DictConfig) -> None:
         _positive("head.hidden_dim", cfg.head.hidden_dim)
 
     _positive("loss.temperature", cfg.loss.temperature)
+    chunk = cfg.loss.get("chunk_size") or 0
+    if chunk < 0 or chunk == 1:
+        raise ConfigError(
+            f"loss.chunk_size={chunk} must be >= 2 (BatchNorm needs two images per pass; "
+            "0 or null: no chunks)"
+        )
+    if chunk and cfg.trainer.accumulate_grad_batches > 1:
+        raise ConfigError(
+            f"loss.chunk_size={chunk} with trainer.accumulate_grad_batches="
+            f"{cfg.trainer.accumulate_grad_batches}: chunks already give a large batch in "
+            "small memory; raise data.batch_size instead of accumulating"
+        )
 
     opt = cfg.optim
     _choice("optim.name", opt.name, ("lars", "sgd", "adamw"))

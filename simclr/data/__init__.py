@@ -32,8 +32,12 @@ def build_datasets(cfg: Any) -> DataSplits:
         # A config saved before the field existed lacks it: the schema's default then.
         limit = getattr(cfg, "max_image_pixels", DataConfig.max_image_pixels)
         return folder_splits(cfg.root, cfg.on_bad_image, limit)
+    if cfg.name == "stream":
+        from simclr.data.stream import stream_splits
+
+        return stream_splits(cfg.root)
     raise ConfigError(
-        f"data.name={cfg.name!r} is not one of digits, cifar10, cifar100, stl10, folder"
+        f"data.name={cfg.name!r} is not one of digits, cifar10, cifar100, stl10, folder, stream"
     )
 
 
