@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from simclr import pretrain
+from simclr.console import pretrain
 from simclr.config import validate_config
 from simclr.errors import ConfigError
 from simclr.module import NonFiniteLossError, SimCLRModule

@@ -22,7 +22,7 @@ import torch.multiprocessing as mp
 from omegaconf import OmegaConf
 from PIL import Image
 
-from simclr import pretrain
+from simclr.console import pretrain
 from simclr.data import build_datasets
 from simclr.data.prepare import prepare_shards
 from simclr.data.stream import ResumableStreamLoader, stream_train_loader
