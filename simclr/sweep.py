@@ -1,11 +1,7 @@
-"""One table over the runs of a Hydra multirun directory (the library side of `simclr-report`).
+"""One table over the runs of a Hydra multirun directory: the library side of `simclr-report`.
 
-Each job directory (`0/`, `1/`, ... with `.hydra/overrides.yaml`) is one row: its
-swept overrides as columns, its status, and the metric (SimCLR's mean test
-accuracy for one evaluator and label fraction, by default the linear probe at
-10%). Writes sweep.md (sorted by the metric), sweep.csv, sweep.json and
-sweep.png (the metric against each swept parameter) into DIR. Runs that failed
-or have not finished are rows marked so, never dropped.
+A row per job directory (status, swept overrides, metric), written as sweep.md,
+sweep.csv, sweep.json and sweep.png; see :mod:`simclr.console.report` for the command.
 """
 
 from __future__ import annotations

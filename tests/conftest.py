@@ -47,14 +47,24 @@ def write_image(path: Path, rng: np.random.Generator, size: int = 24, mode: str 
     img.save(path)
 
 
-@pytest.fixture
-def labeled_folder(tmp_path: Path) -> Path:
-    """DIR/train/<class>/*.jpg|png and DIR/test/<class>/*, 3 classes, 12 + 4 images each."""
+def write_labeled_folder(root: Path) -> Path:
+    """ROOT/train/<class>/*.jpg|png and ROOT/test/<class>/*, 3 classes, 12 + 4 images each."""
     rng = np.random.default_rng(0)
-    root = tmp_path / "images"
     for split, count in (("train", 12), ("test", 4)):
         for c in ("cat", "dog", "fox"):
             for i in range(count):
                 suffix = ".jpg" if i % 2 else ".png"
                 write_image(root / split / c / f"{i}{suffix}", rng)
     return root
+
+
+@pytest.fixture
+def labeled_folder(tmp_path: Path) -> Path:
+    """A labeled folder (see `write_labeled_folder`) for one test."""
+    return write_labeled_folder(tmp_path / "images")
+
+
+@pytest.fixture(scope="module")
+def shared_labeled_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same folder, shared by the tests of a module (read-only for them)."""
+    return write_labeled_folder(tmp_path_factory.mktemp("images"))

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from simclr.console import pretrain
 from simclr.config import validate_config
+from simclr.console import pretrain
 from simclr.errors import ConfigError
 from simclr.module import NonFiniteLossError, SimCLRModule
 from tests.cli_harness import run_cli, tiny_run

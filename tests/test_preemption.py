@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.conftest import write_labeled_folder
 from tests.test_resume import BATCHES, ENV, REPO, RUN, _weights
 
 # This checkout's entry point (the installed console script may belong to another one).
@@ -84,17 +85,8 @@ def _start(
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import numpy as np
-
-    from tests.conftest import write_image
-
-    rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("images")
-    for split, count in (("train", 12), ("test", 4)):
-        for c in ("cat", "dog", "fox"):
-            for i in range(count):
-                write_image(root / split / c / f"{i}{'.jpg' if i % 2 else '.png'}", rng)
-    return root
+    """A labeled folder shared by this module's tests."""
+    return write_labeled_folder(tmp_path_factory.mktemp("images"))
 
 
 @pytest.fixture(scope="module")

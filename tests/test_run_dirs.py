@@ -20,6 +20,7 @@ from simclr.console import pretrain
 from simclr.console.preflight import free_directory
 from simclr.rundir import RunDir
 from tests.cli_harness import assert_one_line_error, assert_unchanged, run_cli, snapshot, tiny_run
+from tests.conftest import write_labeled_folder
 
 TINY = tiny_run()
 
@@ -38,31 +39,8 @@ def _refused(capfd, main, program: str, argv: list[str], root: Path, *named: str
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory, labeled_folder_module) -> Path:
-    """A finished `eval=none` run, with its .hydra/ record."""
-    run = tmp_path_factory.mktemp("finished") / "run"
-    argv = [*TINY, f"data.root={labeled_folder_module}", f"hydra.run.dir={run}"]
-    result = subprocess.run(
-        [str(Path(os.sys.executable).with_name("simclr-pretrain")), *argv],
-        capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert RunDir(run).pretrain_done.is_file() and (run / ".hydra" / "config.yaml").is_file()
-    return run
-
-
-@pytest.fixture(scope="module")
-def labeled_folder_module(tmp_path_factory) -> Path:
-    import numpy as np
-
-    from tests.conftest import write_image
-
-    rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("images")
-    for split, count in (("train", 12), ("test", 4)):
-        for c in ("cat", "dog", "fox"):
-            for i in range(count):
-                write_image(root / split / c / f"{i}.png", rng)
-    return root
+    """A labeled folder shared by this module's tests."""
+    return write_labeled_folder(tmp_path_factory.mktemp("images"))
 
 
 def test_a_finished_run_keeps_its_hydra_record(finished_run, labeled_folder_module, capfd):

@@ -14,7 +14,6 @@ import socket
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torch.distributed as dist
@@ -28,7 +27,7 @@ from simclr.data.prepare import prepare_shards
 from simclr.data.stream import ResumableStreamLoader, stream_train_loader
 from simclr.errors import DataError
 from tests.cli_harness import assert_one_line_error, assert_unchanged, run_cli, snapshot, tiny_run
-from tests.conftest import write_image
+from tests.conftest import write_labeled_folder
 
 BATCH = 4
 SEED = 7
@@ -45,14 +44,8 @@ def _key(t: torch.Tensor) -> bytes:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """train/<3 classes>/12 images, test/<3 classes>/4 images, JPEG and PNG."""
-    rng = np.random.default_rng(0)
-    root = tmp_path_factory.mktemp("images")
-    for split, count in (("train", 12), ("test", 4)):
-        for c in ("cat", "dog", "fox"):
-            for i in range(count):
-                write_image(root / split / c / f"{i}{'.jpg' if i % 2 else '.png'}", rng)
-    return root
+    """A labeled folder shared by this module's tests."""
+    return write_labeled_folder(tmp_path_factory.mktemp("images"))
 
 
 @pytest.fixture(scope="module")
