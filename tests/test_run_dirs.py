@@ -20,7 +20,6 @@ from simclr.console import pretrain
 from simclr.console.preflight import free_directory
 from simclr.rundir import RunDir
 from tests.cli_harness import assert_one_line_error, assert_unchanged, run_cli, snapshot, tiny_run
-from tests.conftest import write_labeled_folder
 
 TINY = tiny_run()
 
@@ -38,13 +37,21 @@ def _refused(capfd, main, program: str, argv: list[str], root: Path, *named: str
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, labeled_folder_module) -> Path:
-    """A labeled folder shared by this module's tests."""
-    return write_labeled_folder(tmp_path_factory.mktemp("images"))
+def finished_run(tmp_path_factory, shared_labeled_folder) -> Path:
+    """A finished `eval=none` run, with its .hydra/ record."""
+    run = tmp_path_factory.mktemp("finished") / "run"
+    argv = [*TINY, f"data.root={shared_labeled_folder}", f"hydra.run.dir={run}"]
+    result = subprocess.run(
+        [str(Path(os.sys.executable).with_name("simclr-pretrain")), *argv],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert RunDir(run).pretrain_done.is_file() and (run / ".hydra" / "config.yaml").is_file()
+    return run
 
 
-def test_a_finished_run_keeps_its_hydra_record(finished_run, labeled_folder_module, capfd):
-    argv = [*TINY, "optim.lr=0.5", f"data.root={labeled_folder_module}"]
+def test_a_finished_run_keeps_its_hydra_record(finished_run, shared_labeled_folder, capfd):
+    argv = [*TINY, "optim.lr=0.5", f"data.root={shared_labeled_folder}"]
     _refused(
         capfd, pretrain.cli, "simclr-pretrain", [*argv, f"hydra.run.dir={finished_run}"],
         finished_run, str(finished_run), "finished run",
@@ -52,12 +59,12 @@ def test_a_finished_run_keeps_its_hydra_record(finished_run, labeled_folder_modu
 
 
 def test_resume_auto_on_a_finished_run_adds_no_error_file(
-    finished_run, labeled_folder_module, capfd
+    finished_run, shared_labeled_folder, capfd
 ):
     argv = [
         *TINY,
         "resume=auto",
-        f"data.root={labeled_folder_module}",
+        f"data.root={shared_labeled_folder}",
         f"hydra.run.dir={finished_run}",
     ]
     _refused(capfd, pretrain.cli, "simclr-pretrain", argv, finished_run, "finished run")
