@@ -95,7 +95,14 @@ class SimCLRModule(pl.LightningModule):
                 "loss.skip_nonfinite=true skips such steps)"
             )
         self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
-        return {"loss": loss, "features": features[:n].detach(), "labels": labels}
+        # Detached outputs for the callbacks (online probe, representation monitors).
+        return {
+            "loss": loss,
+            "features": features[:n].detach(),
+            "labels": labels,
+            "z1": z1.detach(),
+            "z2": z2.detach(),
+        }
 
     def _weights_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in self.parameters())

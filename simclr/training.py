@@ -9,6 +9,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import Logger, TensorBoardLogger
 
+from simclr.callbacks.monitors import build_monitors, knn_monitor_enabled
 from simclr.callbacks.online_probe import OnlineLinearProbe
 from simclr.checkpoint_io import AtomicCheckpointIO
 from simclr.resume import EpochSeeding, ResumableCSVLogger
@@ -31,7 +32,8 @@ def build_loggers(cfg: Any, run_dir: Path, resume_step: int = 0) -> list[Logger]
 def build_callbacks(
     cfg: Any, run_dir: Path, feature_dim: int, num_classes: int | None
 ) -> list[Callback]:
-    """Checkpointing (last + best), per-epoch seeding, learning-rate logging, online probe."""
+    """Checkpointing (last + best), per-epoch seeding, learning-rate logging, online probe,
+    representation monitors."""
     probe = bool(cfg.online_probe.enabled) and bool(num_classes)
     monitor, mode = ("online_probe/val_acc", "max") if probe else ("train/loss_epoch", "min")
     directory, every = str(run_dir / CHECKPOINT_DIR), int(cfg.trainer.checkpoint_every_n_epochs)
@@ -63,7 +65,7 @@ def build_callbacks(
     if probe:
         assert num_classes is not None
         callbacks.append(OnlineLinearProbe(feature_dim, num_classes, float(cfg.online_probe.lr)))
-    return callbacks
+    return callbacks + build_monitors(cfg, num_classes)
 
 
 def build_trainer(
@@ -91,9 +93,9 @@ def build_trainer(
         sync_batchnorm=bool(cfg.encoder.sync_batchnorm),
         log_every_n_steps=int(t.log_every_n_steps),
         limit_train_batches=t.limit_train_batches,
-        # Validation only feeds the online probe: without it, a pass over the test split
-        # every epoch would be wasted work (B4 in benchmarks/ measured it).
-        limit_val_batches=None if bool(cfg.online_probe.enabled) else 0,
+        # Validation only feeds the online probe and kNN monitor: without them, a pass over
+        # the test split every epoch would be wasted work (B4 in benchmarks/ measured it).
+        limit_val_batches=None if cfg.online_probe.enabled or knn_monitor_enabled(cfg) else 0,
         enable_progress_bar=bool(t.enable_progress_bar),
         logger=build_loggers(cfg, run_dir, resume_step),
         callbacks=callbacks,

@@ -201,6 +201,17 @@ class OnlineProbeConfig:
 
 
 @dataclass
+class MonitorConfig:
+    """Representation health logged during pretraining (simclr/callbacks/, simclr/monitoring.py)."""
+
+    enabled: bool = True  # RankMe, projection std, alignment, uniformity, collapse warning
+    knn: bool = True  # online kNN accuracy on the labeled test split (eval.knn's k, T)
+    max_samples: int = 8192  # latest training rows per epoch the metrics and the kNN bank use
+    collapse_rank_fraction: float = 0.01  # collapse: RankMe < this x min(N, D) (and < 2 always)
+    collapse_std_fraction: float = 0.1  # collapse: normalised std < this / sqrt(D)
+
+
+@dataclass
 class RunConfig:
     """Everything one `simclr-pretrain` run reads."""
 
@@ -213,6 +224,7 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     online_probe: OnlineProbeConfig = field(default_factory=OnlineProbeConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
     seed: int = 0
     resume: str = "never"  # never | auto
     checkpoint: str | None = None  # simclr-eval: the checkpoint or run dir to evaluate

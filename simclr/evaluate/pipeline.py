@@ -16,6 +16,7 @@ from torch import nn
 
 from simclr.errors import DataError, OutputError
 from simclr.evaluate import plots, report
+from simclr.evaluate.curves import draw_training_curves
 from simclr.evaluate.features import (
     FeatureSet,
     RawPixels,
@@ -201,6 +202,7 @@ def _write_figures(
     maps = {k: (f.test_x, f.test_y) for k, f in features.items() if k in ("simclr", "random_init")}
     names = classes or [str(c) for c in np.unique(features["simclr"].test_y)]
     plots.embedding(maps, names, out_dir / "embedding.png", method)
+    draw_training_curves(out_dir, rep.checkpoint)  # training_curves.png, from logs/metrics.csv
 
 
 def headline_metric(report_md: Path) -> float | None:
