@@ -94,9 +94,11 @@ def pretrain(cfg: DictConfig) -> float | None:
         (run_dir / "pretrain_done").write_text(f"{pretrain_seconds:.1f}\n")
         return None
     from simclr.evaluate import evaluate_encoder, headline_metric
+    from simclr.models.classifier import attach_head, plain_head
 
     report = evaluate_encoder(
-        plain_encoder(module.encoder, cfg),
+        # The head goes along for fine-tuning from one of its layers (eval.finetune).
+        attach_head(plain_encoder(module.encoder, cfg), plain_head(module.head, cfg.head)),
         cfg,
         run_dir,
         checkpoint_path=last,

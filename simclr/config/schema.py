@@ -166,6 +166,10 @@ class FinetuneConfig:
     weight_decay: float = 0.01  # AdamW
     lr_finder: bool = False
     fractions: list[float] = field(default_factory=lambda: [0.01, 0.1])
+    # 0: from the encoder output; k: on top of the first k projection-head layers, with their
+    # pretrained weights; None: 1 for a 3-layer (v2) head, else 0 (SimCLRv2 section 2.2).
+    from_head_layer: int | None = None
+    fraction: float = 0.01  # simclr-finetune: the share of the train labels it fine-tunes on
 
 
 @dataclass

@@ -85,7 +85,7 @@ def earlier_data(run_dir: Path | None) -> tuple[dict[str, Any], Path] | None:
 def run_eval(cfg: DictConfig, overrides: Sequence[str], out_dir: Path) -> Path:
     """Load `cfg.checkpoint`, evaluate it as `cfg.eval` says, write the report into out_dir."""
     from simclr.evaluate.pipeline import eval_data_config, evaluate_encoder
-    from simclr.hub import load_encoder
+    from simclr.hub.classifier import load_encoder_with_head
     from simclr.hub.sources import run_dir_of
 
     if not cfg.checkpoint:
@@ -94,7 +94,7 @@ def run_eval(cfg: DictConfig, overrides: Sequence[str], out_dir: Path) -> Path:
             "a .ckpt or a .safetensors file)"
         )
     validate_eval(cfg.eval)
-    encoder = load_encoder(str(cfg.checkpoint))
+    encoder = load_encoder_with_head(str(cfg.checkpoint))  # the head: eval.finetune.from_head_layer
     meta: dict[str, Any] = getattr(encoder, "meta", {})
     source = Path(meta["source"])
     run_cfg = effective_config(cfg, meta["config"], data_overridden(overrides))
