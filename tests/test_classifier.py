@@ -149,15 +149,26 @@ def _pretrained_checkpoint(tmp_path: Path, images: Path) -> Path:
         OmegaConf.create(default_config()),
         {
             "data": {"name": "folder", "root": str(images), "image_size": 8, "num_workers": 0},
-            "encoder": {"arch": "timm", "timm_name": "test_resnet"},
-            "head": {"hidden_dim": 16},
+            "encoder": {"arch": "resnet18", "stem": "cifar"},
+            "head": {"hidden_dim": 32},
             "augment": {"mean": [0.5] * 3, "std": [0.5] * 3, "hflip_p": 0.0},
-            "eval": {"finetune": {"frozen_epochs": 1, "unfrozen_epochs": 1, "batch_size": 8}},
+            "eval": {
+                "finetune": {"frozen_epochs": 2, "unfrozen_epochs": 3, "batch_size": 5, "lr": 1e-2}
+            },
         },
     )
     torch.manual_seed(0)
     encoder = build_encoder(cfg.encoder)
     head = build_head(cfg.head, encoder.feature_dim)
+    # A stand-in for pretraining: random weights, BatchNorm statistics of these images.
+    from simclr.augment import build_eval_transform
+    from simclr.data.folder import folder_splits
+    from simclr.evaluate.finetune import recalibrate_batchnorm
+
+    train = folder_splits(str(images)).train
+    assert train is not None
+    transform = build_eval_transform(cfg.augment, 8)
+    recalibrate_batchnorm(nn.Sequential(encoder, head), train, transform, seed=0)
     state = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
     state |= {f"head.{k}": v for k, v in head.state_dict().items()}
     path = tmp_path / "pretrained.ckpt"

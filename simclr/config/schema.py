@@ -216,6 +216,16 @@ class MonitorConfig:
 
 
 @dataclass
+class DistillConfig:
+    """simclr-distill: a student trained on every train image to match a fine-tuned teacher."""
+
+    teacher: str | None = None  # a classifier.ckpt written by simclr-finetune (or its directory)
+    temperature: float = 1.0  # tau of both softmaxes (SimCLRv2 section 2.3 uses 1)
+    labeled_weight: float = 0.0  # alpha: + alpha x cross-entropy on the teacher's labeled subset
+    views: str = "crop_flip"  # crop_flip (the paper) | simclr (the pretraining views) | none
+
+
+@dataclass
 class RunConfig:
     """Everything one `simclr-pretrain` run reads."""
 
@@ -229,6 +239,7 @@ class RunConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     online_probe: OnlineProbeConfig = field(default_factory=OnlineProbeConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     seed: int = 0
     resume: str = "never"  # never | auto
     checkpoint: str | None = None  # simclr-eval: the checkpoint or run dir to evaluate
