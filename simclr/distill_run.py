@@ -61,7 +61,8 @@ class RecalibrateAtEnd(pl.Callback):
         if trainer.max_epochs is not None and trainer.current_epoch + 1 >= trainer.max_epochs:
             from simclr.evaluate.finetune import recalibrate_batchnorm
 
-            encoder = pl_module.encoder  # type: ignore[union-attr]
+            encoder = pl_module.encoder
+            assert isinstance(encoder, nn.Module)
             recalibrate_batchnorm(encoder, self.images, self.transform, self.seed, self.workers)
 
 
