@@ -194,6 +194,7 @@ def distill_student(cfg: DictConfig, run_dir: Path, command: str | None = None) 
         "teacher": str(teacher_meta["source"]),
         "teacher_fraction": info.get("fraction"),
         "teacher_seed": info.get("seed"),
+        "teacher_from_head_layer": info.get("from_head_layer"),
         "temperature": float(cfg.distill.temperature),
         "labeled_weight": float(cfg.distill.labeled_weight),
         "views": str(cfg.distill.views),
