@@ -29,8 +29,7 @@ import numpy as np
 
 LINEAR = "Linear probe (pretrained encoder)"
 SUPERVISED = "Supervised from scratch (same labels)"
-ORDER = (LINEAR, "Fine-tuned from head layer 0", "Fine-tuned from head layer 1")
-ORDER += ("Fine-tuned from head layer 2",)
+ORDER = (LINEAR, *(f"Fine-tuned from head layer {k}" for k in range(3)))
 
 Cell = tuple[str, float]  # (row, fraction)
 
