@@ -11,6 +11,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "load_encoder": "simclr.hub",
+    "load_classifier": "simclr.hub.classifier",
     "embed": "simclr.hub",
     "nt_xent": "simclr.loss",
     "NTXentLoss": "simclr.loss",
