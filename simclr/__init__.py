@@ -15,6 +15,7 @@ _LAZY = {
     "RunResult": "simclr.api",
     "SimclrError": "simclr.errors",
     "load_encoder": "simclr.hub",
+    "load_classifier": "simclr.hub.classifier",
     "embed": "simclr.hub",
     "nt_xent": "simclr.loss",
     "NTXentLoss": "simclr.loss",

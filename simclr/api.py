@@ -3,7 +3,7 @@
     import simclr
     result = simclr.pretrain(["trainer.max_epochs=5", "eval.seeds=3"])
     result.run_dir, result.report["headline"]
-    again = simclr.evaluate(result.run_dir, ["eval.fractions=[0.1]"])
+    again = simclr.evaluation(result.run_dir, ["eval.fractions=[0.1]"])
 
 The overrides are the command line's, composed with the same Hydra configs and
 checked by the same code as `simclr-pretrain` / `simclr-eval`: a typo'd key or a
@@ -99,5 +99,5 @@ def evaluate(
     out = Path(out_dir).expanduser() if out_dir is not None else default_dir
     check_new_or_empty("out_dir", out, "an evaluation")
     out.mkdir(parents=True, exist_ok=True)
-    report = evaluate_checkpoint(cfg, given, out, command=shlex.join(["simclr.evaluate", *given]))
+    report = evaluate_checkpoint(cfg, given, out, command=shlex.join(["simclr.evaluation", *given]))
     return _result(out, report)

@@ -89,7 +89,14 @@ class SimCLRModule(pl.LightningModule):
         if not torch.isfinite(loss) and self.skip_nonfinite(loss, batch_idx):
             return None  # Lightning skips the optimizer step for this batch
         self.log_loss(loss, n)
-        return {"loss": loss, "features": features[:n].detach(), "labels": labels}
+        # Detached outputs for the callbacks (online probe, representation monitors).
+        return {
+            "loss": loss,
+            "features": features[:n].detach(),
+            "labels": labels,
+            "z1": z1.detach(),
+            "z2": z2.detach(),
+        }
 
     def skip_nonfinite(self, loss: torch.Tensor, batch_idx: int) -> bool:
         """For a NaN/inf `loss`: True to skip the step (counted), else NonFiniteLossError."""

@@ -124,9 +124,11 @@ def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Pa
         return None
     from simclr.evaluation import evaluate_encoder
     from simclr.loggers import log_report
+    from simclr.models.classifier import attach_head, plain_head
 
     report = evaluate_encoder(
-        plain_encoder(module.encoder, cfg),
+        # The head goes along for fine-tuning from one of its layers (eval.finetune).
+        attach_head(plain_encoder(module.encoder, cfg), plain_head(module.head, cfg.head)),
         cfg,
         run.path,
         checkpoint_path=run.last_checkpoint,

@@ -119,6 +119,11 @@ class RunDir:
         return self.path / "eval"
 
     @property
+    def classifier(self) -> Path:
+        """A fine-tuned or distilled classifier (`simclr-finetune`, `simclr-distill`)."""
+        return self.path / "classifier.ckpt"
+
+    @property
     def eval_config(self) -> Path:
         """The config a `simclr-eval` run evaluated with."""
         return self.path / "eval_config.yaml"

@@ -9,6 +9,7 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelChec
 from pytorch_lightning.loggers import Logger
 
 from simclr.callbacks.final_checkpoint import FinalCheckpoint
+from simclr.callbacks.monitors import build_monitors, knn_monitor_enabled
 from simclr.callbacks.online_probe import OnlineLinearProbe
 from simclr.callbacks.progress import RunProgressBar
 from simclr.callbacks.run_summary import RunSummary
@@ -33,7 +34,8 @@ def build_loggers(cfg: Any, run: RunDir, resume_step: int = 0) -> list[Logger] |
 def build_callbacks(
     cfg: Any, run: RunDir, feature_dim: int, num_classes: int | None, n_train: int = 0
 ) -> list[Callback]:
-    """Checkpointing (last + best), per-epoch seeding, learning-rate logging, online probe."""
+    """Checkpointing (last + best), per-epoch seeding, learning-rate logging, online probe,
+    representation monitors."""
     probe = bool(cfg.online_probe.enabled) and bool(num_classes)
     monitor, mode = ("online_probe/val_acc", "max") if probe else ("train/loss_epoch", "min")
     directory, every = str(run.checkpoints), int(cfg.trainer.checkpoint_every_n_epochs)
@@ -78,7 +80,7 @@ def build_callbacks(
     callbacks.append(RunSummary(cfg, str(run.path), n_train, num_classes))
     if cfg.trainer.enable_progress_bar:
         callbacks.append(RunProgressBar())
-    return callbacks
+    return callbacks + build_monitors(cfg, num_classes)
 
 
 def check_devices(cfg: Any) -> None:
@@ -131,9 +133,9 @@ def build_trainer(
         # Fitted to a short epoch (digits: 9 steps), else Lightning logs no step loss.
         log_every_n_steps=max(1, min(int(t.log_every_n_steps), steps_per_epoch or 10**9)),
         limit_train_batches=t.limit_train_batches,
-        # Validation only feeds the online probe: without it, a pass over the test split
-        # every epoch would be wasted work (B4 in benchmarks/ measured it).
-        limit_val_batches=None if bool(cfg.online_probe.enabled) else 0,
+        # Validation only feeds the online probe and kNN monitor: without them, a pass over
+        # the test split every epoch would be wasted work (B4 in benchmarks/ measured it).
+        limit_val_batches=None if cfg.online_probe.enabled or knn_monitor_enabled(cfg) else 0,
         enable_progress_bar=bool(t.enable_progress_bar),
         enable_model_summary=bool(t.enable_model_summary),
         logger=build_loggers(cfg, run, resume_step),

@@ -57,6 +57,7 @@ def test_two_process_run_writes_one_directory_from_rank_zero(labeled_folder, tmp
     assert "online_probe/val_acc" in (run_dir / "logs" / "metrics.csv").read_text()
     assert json.loads((run_dir / "report.json").read_text())["headline"]["mean"] is not None
     evaluated = {"report.json", "report.md", "features", "embedding.png", "label_efficiency.png"}
+    evaluated |= {"training_curves.png"}
     written = RUN_FILES - {"pretrain_done"} | evaluated | {RANK1_LOG}
     assert {p.name for p in run_dir.iterdir()} == written
     assert sorted(p.name for p in (run_dir / "checkpoints").iterdir()) == [

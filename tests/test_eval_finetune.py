@@ -9,8 +9,9 @@ import pytest
 import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
+from PIL import Image
 from sklearn.datasets import load_digits
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
 from simclr.augment import build_eval_transform
 from simclr.config.schema import AugmentConfig, FinetuneConfig
@@ -25,7 +26,8 @@ from simclr.evaluation.finetune import (
     recalibrate_batchnorm,
     train_phase,
 )
-from simclr.models import build_encoder
+from simclr.models import ProjectionHead, build_encoder
+from simclr.models.classifier import attach_head, attached_head
 
 SIZE = 8
 
@@ -40,6 +42,7 @@ def one_thread():
 
 
 AUG = OmegaConf.structured(AugmentConfig(mean=[0.5] * 3, std=[0.5] * 3, hflip_p=0.0))
+EVAL = build_eval_transform(AUG, SIZE)
 
 
 def tiny_digits(n: int = 24) -> ArrayImageDataset:
@@ -109,19 +112,50 @@ def test_stages_of_a_resnet_cover_every_encoder_parameter_once():
     assert [g["lr"] for g in groups] == [0.5**5, 0.5**4, 0.5**3, 0.5**2, 0.5, 1.0]
 
 
-def test_finetune_and_scratch_baseline_run_and_predict_every_test_image():
-    data = tiny_digits(30)
-    cfg = OmegaConf.structured(FinetuneConfig(frozen_epochs=1, unfrozen_epochs=1, batch_size=8))
-    encoder = tiny_model().encoder
+class Colours(Dataset):
+    """An easy, separable image problem: class c is an 8x8 image whose channel c is bright."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        rng = np.random.default_rng(seed)
+        self.labels = np.arange(n) % 3
+        pixels = rng.normal(60, 25, (n, SIZE, SIZE, 3))
+        pixels[np.arange(n), :, :, self.labels] += 140
+        self.images = np.clip(pixels, 0, 255).astype(np.uint8)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[Image.Image, int]:
+        return Image.fromarray(self.images[i]), int(self.labels[i])
+
+
+def test_finetune_and_scratch_baseline_learn_an_easy_problem():
+    train, test = Colours(24, seed=0), Colours(30, seed=1)
+    cfg = OmegaConf.structured(
+        FinetuneConfig(frozen_epochs=1, unfrozen_epochs=1, batch_size=8, lr=1e-2)
+    )
+    model = tiny_model()
+    head = ProjectionHead(512, 64, 16)
+    # A stand-in for a pretrained encoder: random weights, but BatchNorm statistics of
+    # these images (a fresh encoder's are 0 and 1, which no trained one has).
+    recalibrate_batchnorm(torch.nn.Sequential(model.encoder, head), train, EVAL, seed=0)
+    encoder = attach_head(model.encoder, head)
     before = snapshot(encoder)
-    for pretrained in (True, False):
-        model, chosen = finetune(
-            encoder, data, list(range(24)), 3, AUG, SIZE, cfg, seed=0, pretrained=pretrained
+    for pretrained, layer in ((True, 0), (True, None), (False, None)):
+        cfg.from_head_layer = layer
+        tuned, chosen = finetune(
+            encoder, train, list(range(24)), 3, AUG, SIZE, cfg, seed=0, pretrained=pretrained
         )
-        pred = predict_images(model, data, build_eval_transform(AUG, SIZE), batch_size=16)
-        assert pred.shape == (30,) and set(pred.tolist()) <= {0, 1, 2}
+        pred = predict_images(tuned, test, EVAL, batch_size=16)
+        assert pred.shape == (30,)
+        # Chance is 1/3: a classifier that learned nothing (or predicts from the wrong
+        # weights) fails this.
+        assert np.mean(pred == test.labels) >= 0.85, (pretrained, layer)
         assert chosen["lr"] == cfg.lr
+        # The default for a 3-layer head is its first layer; the scratch baseline has no head.
+        assert chosen["from_head_layer"] == (1 if pretrained and layer is None else 0)
     assert not changed(before, encoder, "")  # fine-tuning works on a copy
+    assert not changed(snapshot(head), attached_head(encoder), "")
 
 
 def test_batchnorm_statistics_are_re_estimated_on_the_images():

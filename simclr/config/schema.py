@@ -179,6 +179,10 @@ class FinetuneConfig:
     weight_decay: float = 0.01  # AdamW
     lr_finder: bool = False
     fractions: list[float] = field(default_factory=lambda: [0.01, 0.1])
+    # 0: from the encoder output; k: on top of the first k projection-head layers, with their
+    # pretrained weights; None: 1 for a 3-layer (v2) head, else 0 (SimCLRv2 section 2.2).
+    from_head_layer: int | None = None
+    fraction: float = 0.01  # simclr-finetune: the share of the train labels it fine-tunes on
 
 
 @dataclass
@@ -216,6 +220,27 @@ class OnlineProbeConfig:
 
 
 @dataclass
+class MonitorConfig:
+    """Representation health logged during pretraining (simclr/callbacks/, simclr/monitoring.py)."""
+
+    enabled: bool = True  # RankMe, projection std, alignment, uniformity, collapse warning
+    knn: bool = True  # online kNN accuracy on the labeled test split (eval.knn's k, T)
+    max_samples: int = 8192  # latest training rows per epoch the metrics and the kNN bank use
+    collapse_rank_fraction: float = 0.01  # collapse: RankMe < this x min(N, D) (and < 2 always)
+    collapse_std_fraction: float = 0.1  # collapse: normalised std < this / sqrt(D)
+
+
+@dataclass
+class DistillConfig:
+    """simclr-distill: a student trained on every train image to match a fine-tuned teacher."""
+
+    teacher: str | None = None  # a classifier.ckpt written by simclr-finetune (or its directory)
+    temperature: float = 1.0  # tau of both softmaxes (SimCLRv2 section 2.3 uses 1)
+    labeled_weight: float = 0.0  # alpha: + alpha x cross-entropy on the teacher's labeled subset
+    views: str = "crop_flip"  # crop_flip (the paper) | simclr (the pretraining views) | none
+
+
+@dataclass
 class RunConfig:
     """Everything one `simclr-pretrain` run reads."""
 
@@ -228,6 +253,8 @@ class RunConfig:
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     online_probe: OnlineProbeConfig = field(default_factory=OnlineProbeConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
     seed: int = 0
     resume: str = "never"  # never | auto
     checkpoint: str | None = None  # simclr-eval: the checkpoint or run dir to evaluate

@@ -27,7 +27,7 @@ from simclr.console.errors import (
     report_error,
     user_error,
 )
-from simclr.console.help import HELP_FLAGS, PAGES
+from simclr.console.help import GENERIC, HELP_FLAGS, PAGES
 from simclr.console.home import expand_home
 from simclr.console.logs import (
     VERBOSE_ENV,
@@ -123,7 +123,7 @@ def run_app(
     the last job (the failures are in the jobs' `error.txt`; `simclr-report` lists them).
     """
     if any(flag in sys.argv[1:] for flag in HELP_FLAGS):
-        print(PAGES[program], end="")
+        print(PAGES.get(program, GENERIC.format(program=program)), end="")
         sys.exit(0)
     argv = take_verbose_flag(sys.argv[1:])
     if os.environ.get(VERBOSE_ENV) == "1":

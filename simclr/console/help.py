@@ -71,5 +71,41 @@ options:
 docs: {DOCS}
 """
 
-PAGES = {"simclr-pretrain": PRETRAIN, "simclr-eval": EVALUATE}
+FINETUNE = f"""\
+usage: simclr-finetune checkpoint=PATH [eval.finetune.fraction=F] [seed=S] [KEY=VALUE ...]
+
+Fine-tune a pretrained encoder (from eval.finetune.from_head_layer of its projection
+head, SimCLRv2) on a fraction of the train labels, drawn as the evaluation protocol
+draws them, and keep the classifier: classifier.ckpt (load_classifier, load_encoder,
+simclr-export read it), finetune.json and finetune.md.
+
+examples:
+  simclr-finetune checkpoint=outputs/2026-11-23/10-00-00 eval.finetune.fraction=0.01 seed=0
+  simclr-finetune -m checkpoint=RUN eval.finetune.fraction=0.01,0.1 seed=0,1,2
+docs: {DOCS}
+"""
+
+DISTILL = f"""\
+usage: simclr-distill distill.teacher=CLASSIFIER [encoder=...] [KEY=VALUE ...]
+
+Distil a fine-tuned teacher into a student on every train image without labels
+(SimCLRv2 section 2.3): the student matches the teacher's temperature-scaled class
+distribution (distill.temperature), optionally plus the labeled cross-entropy.
+
+examples:
+  simclr-distill distill.teacher=FT_RUN/classifier.ckpt                  # self-distillation
+  simclr-distill distill.teacher=FT_RUN encoder=resnet18 distill.temperature=2
+docs: {DOCS}
+"""
+
+GENERIC = """\
+usage: {program} [KEY=VALUE ...]   (Hydra overrides; --cfg job prints the config)
+"""
+
+PAGES = {
+    "simclr-pretrain": PRETRAIN,
+    "simclr-eval": EVALUATE,
+    "simclr-finetune": FINETUNE,
+    "simclr-distill": DISTILL,
+}
 HELP_FLAGS = ("--help", "-h")

@@ -15,6 +15,7 @@ import simclr.evaluation.plots as plots
 import simclr.evaluation.report as report
 from simclr.config.validate import headline_choice
 from simclr.evaluation.collect import Collected
+from simclr.evaluation.curves import draw_training_curves
 from simclr.evaluation.protocol import ProtocolResult
 from simclr.evaluation.report_schema import SCHEMA_VERSION, DataInfo, Report, Timing
 
@@ -78,6 +79,7 @@ def write_figures(rep: Report, collected: Collected, method: str, out_dir: Path)
     classes = collected.splits.classes
     names = classes or [str(c) for c in np.unique(features["simclr"].test_y)]
     plots.embedding(maps, names, out_dir / "embedding.png", method)
+    draw_training_curves(out_dir, rep.checkpoint)  # training_curves.png, from logs/metrics.csv
 
 
 def write_report(

@@ -48,15 +48,26 @@ def effective_config(
         if name in cli_cfg:
             cfg[name] = cli_cfg[name]
     for override in overrides:
-        key = _key(override)
-        top = key.split(".", 1)[0]
-        if top in COMMAND_KEYS:
-            continue
-        if top not in LAYERED:
+        top = _key(override).split(".", 1)[0]
+        if top not in (*COMMAND_KEYS, *LAYERED):
             raise ConfigError(
                 f"{override}: has no effect in simclr-eval (the encoder, head and training come "
                 "from the checkpoint); only eval.*, seed, data.* and augment.* apply"
             )
+    lay_overrides(cfg, cli_cfg, overrides)
+    return cfg
+
+
+def lay_overrides(cfg: DictConfig, cli_cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """Lay the command line's `data`/`augment` overrides (only those) over `cfg`, in place.
+
+    `data=NAME` switches the data set (its name and root) and keeps `cfg`'s image size,
+    batch size and the rest; `data.KEY=VALUE` / `augment.KEY=VALUE` change one key.
+    """
+    for override in overrides:
+        key = _key(override)
+        if key.split(".", 1)[0] not in LAYERED:
+            continue
         if key == "data":  # a data set preset: its name and root, the checkpoint's sizes
             cfg.data.name = cli_cfg.data.name
             cfg.data.root = OmegaConf.select(cli_cfg, "data.root", throw_on_missing=False)
@@ -64,7 +75,6 @@ def effective_config(
             cfg.augment = cli_cfg.augment
         else:
             OmegaConf.update(cfg, key, OmegaConf.select(cli_cfg, key), merge=False)
-    return cfg
 
 
 def _pretrain_seconds(run: RunDir | None) -> float | None:
@@ -115,10 +125,10 @@ def evaluate_checkpoint(
     """
     from simclr.evaluation.collect import eval_data_config
     from simclr.evaluation.pipeline import evaluate_encoder
-    from simclr.hub import load_encoder
+    from simclr.hub.classifier import load_encoder_with_head
 
     check_request(cfg)
-    encoder = load_encoder(str(cfg.checkpoint))
+    encoder = load_encoder_with_head(str(cfg.checkpoint))  # the head: eval.finetune.from_head_layer
     meta: dict[str, Any] = getattr(encoder, "meta", {})
     source = Path(meta["source"])
     run_cfg = effective_config(cfg, meta["config"], overrides)

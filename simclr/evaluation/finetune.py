@@ -36,22 +36,11 @@ from torchvision.transforms import v2
 from simclr.augment import build_eval_transform
 from simclr.data.transformed import TransformedDataset
 from simclr.evaluation.probe import Hyper
+from simclr.models.classifier import Classifier, attached_head, build_classifier, resolve_head_layer
 from simclr.models.encoder import infer_feature_dim
 from simclr.models.inference import encode
 
 BN_IMAGES = 10_000  # enough for stable BatchNorm statistics, bounded on large splits
-
-
-class Classifier(nn.Module):
-    """An encoder with a new linear head."""
-
-    def __init__(self, encoder: nn.Module, num_classes: int, feature_dim: int) -> None:
-        super().__init__()
-        self.encoder = encoder
-        self.head = nn.Linear(feature_dim, num_classes)
-
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.encoder(images))
 
 
 def encoder_stages(encoder: nn.Module) -> list[list[nn.Parameter]]:
@@ -66,8 +55,10 @@ def encoder_stages(encoder: nn.Module) -> list[list[nn.Parameter]]:
 
 
 def discriminative_groups(model: Classifier, lr: float, decay: float) -> list[dict[str, Any]]:
-    """Optimizer parameter groups: the head at `lr`, stage k from the top at `lr * decay**k`."""
+    """Optimizer parameter groups: the head at `lr`, stage k from the top at `lr * decay**k`
+    (the kept projection-head layers, if any, are the top stage)."""
     stages = encoder_stages(model.encoder)
+    stages += [ps for ps in [list(model.projection.parameters())] if ps]
     groups = [
         {"params": params, "lr": lr * decay ** (len(stages) - i), "name": f"stage{i}"}
         for i, params in enumerate(stages)
@@ -76,8 +67,8 @@ def discriminative_groups(model: Classifier, lr: float, decay: float) -> list[di
 
 
 def set_encoder_frozen(model: Classifier, frozen: bool) -> None:
-    """Stop (or restart) gradients into the encoder."""
-    for p in model.encoder.parameters():
+    """Stop (or restart) gradients into the encoder and the kept projection-head layers."""
+    for p in [*model.encoder.parameters(), *model.projection.parameters()]:
         p.requires_grad_(not frozen)
 
 
@@ -97,6 +88,7 @@ class FinetuneModule(pl.LightningModule):
         self.model.train()
         if self.frozen:
             self.model.encoder.eval()
+            self.model.projection.eval()
 
     def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _: int) -> torch.Tensor:
         images, labels = batch
@@ -204,14 +196,19 @@ def finetune(
 ) -> tuple[Classifier, dict[str, Hyper]]:
     """Fine-tune a copy of `encoder` on `train_set[indices]` as `cfg` (`eval.finetune`) says.
 
-    Returns the classifier and the hyperparameters it used. With `pretrained=False`
-    it is the supervised-from-scratch baseline: no frozen phase, one rate for all.
+    Returns the classifier and the hyperparameters it used. It starts from
+    `cfg.from_head_layer` of the projection head the encoder carries
+    (:func:`simclr.models.classifier.attach_head`). With `pretrained=False` it is the
+    supervised-from-scratch baseline: from the encoder output, no frozen phase, one
+    rate for all.
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         encoder = copy.deepcopy(encoder)
         dim = int(getattr(encoder, "feature_dim", 0)) or infer_feature_dim(encoder, image_size)
-        model = Classifier(encoder, num_classes, dim)
+        head = attached_head(encoder) if pretrained else None
+        layer = resolve_head_layer(cfg.get("from_head_layer"), head) if pretrained else 0
+        model = build_classifier(encoder, num_classes, dim, head, layer)
         transform = finetune_transform(augment_cfg, image_size)
         data = TransformedDataset(Subset(train_set, list(indices)), transform)
         batch = min(int(cfg.batch_size), len(indices))
@@ -237,7 +234,7 @@ def finetune(
             phase(frozen=False, epochs=epochs, lr=lr, decay=1.0)
         eval_transform = build_eval_transform(augment_cfg, image_size)
         recalibrate_batchnorm(model, train_set, eval_transform, seed, num_workers)
-    return model, {"lr": lr}
+    return model, {"lr": lr, "from_head_layer": layer}
 
 
 def recalibrate_batchnorm(

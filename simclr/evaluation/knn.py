@@ -7,13 +7,14 @@ the config, so no choice can depend on the test split.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from simclr.evaluation.probe import FittedProbe
+from simclr.monitoring import knn_vote
 
 
 def knn_predict(
@@ -25,19 +26,13 @@ def knn_predict(
     num_classes: int,
     chunk: int = 1024,
 ) -> np.ndarray:
-    """Class with the largest summed exp(cos / T) over the k nearest train examples."""
-    bank = F.normalize(torch.as_tensor(train_x, dtype=torch.float32), dim=1)
-    labels = torch.as_tensor(train_y, dtype=torch.long)
-    k = min(k, len(bank))
-    out = []
-    for start in range(0, len(query_x), chunk):  # bounded memory for large test splits
-        q = F.normalize(torch.as_tensor(query_x[start : start + chunk], dtype=torch.float32), dim=1)
-        sim, idx = (q @ bank.T).topk(k, dim=1)
-        votes = torch.zeros(len(q), num_classes).scatter_add_(
-            1, labels[idx], (sim / temperature).exp()
-        )
-        out.append(votes.argmax(dim=1))
-    return torch.cat(out).numpy()
+    """Class with the largest summed exp(cos / T) over the k nearest train examples
+    (:func:`simclr.monitoring.knn_vote`, the rule the online kNN monitor uses too)."""
+    as_t = partial(torch.as_tensor, dtype=torch.float32)
+    pred = knn_vote(
+        as_t(train_x), torch.as_tensor(train_y), as_t(query_x), k, temperature, num_classes, chunk
+    )
+    return pred.numpy()
 
 
 def fit_knn(x: np.ndarray, y: np.ndarray, cfg: Any, seed: int) -> FittedProbe:

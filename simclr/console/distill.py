@@ -1,0 +1,85 @@
+"""`simclr-distill`: teach a student on every train image with a fine-tuned teacher.
+
+    simclr-distill distill.teacher=FT_RUN/classifier.ckpt                  # self-distillation
+    simclr-distill distill.teacher=FT_RUN encoder=resnet18 distill.temperature=2
+
+The student's encoder is the teacher's unless `encoder` is given on the command
+line (then that one: big -> small); the data and views' normalisation are the
+teacher's (they must match what it was fine-tuned on) unless `data` is given;
+`distill.*`, `optim.*`, `trainer.*`, `eval.*` and `seed` are this command's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from simclr.config import validate_config
+from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
+from simclr.rundir import RunDir
+
+PROGRAM = "simclr-distill"
+STUDENT_KEYS = ("encoder",)
+OWN_KEYS = ("distill", "optim", "trainer", "eval", "seed", "monitor")
+
+
+def overridden(overrides: Sequence[str], keys: Sequence[str]) -> bool:
+    """Whether the command line set one of `keys` (`key=...`, `key.x=...`)."""
+    for item in overrides:
+        key = item.split("=", 1)[0].lstrip("+~")
+        if any(key == k or key.startswith(f"{k}.") for k in keys):
+            return True
+    return False
+
+
+def student_config(cli_cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+    """The teacher's training config with this command's own groups (and student, data)."""
+    from simclr.checkpoint_file import read_checkpoint
+    from simclr.config.defaults import merged_config
+    from simclr.distill_run import check_distill
+    from simclr.evaluation.checkpoint import lay_overrides
+    from simclr.hub.classifier import read_classifier_info
+
+    check_distill(cli_cfg)
+    path, _ = read_classifier_info(str(cli_cfg.distill.teacher))
+    cfg = merged_config(read_checkpoint(path)["hyper_parameters"]["config"])
+    for key in OWN_KEYS:
+        cfg[key] = cli_cfg[key]
+    if overridden(overrides, STUDENT_KEYS):
+        cfg.encoder = cli_cfg.encoder
+    lay_overrides(cfg, cli_cfg, overrides)  # data.*, augment.* over the teacher's
+    cfg.preset = "distill"
+    return cfg  # type: ignore[no-any-return]
+
+
+def run_distill(cfg: DictConfig, overrides: Sequence[str], run_dir: Path) -> Path | None:
+    """Check everything, then distil; the student's classifier.ckpt (None on ranks > 0)."""
+    from simclr.distill_run import distill_student
+
+    student_cfg = student_config(cfg, overrides)
+    validate_config(student_cfg)
+    return distill_student(student_cfg, run_dir, command=" ".join([PROGRAM, *overrides]))
+
+
+def _distill(cfg: DictConfig, run: RunDir) -> None:
+    path = run_distill(cfg, list(HydraConfig.get().overrides.task), run.path)
+    if path is not None:
+        print(f"student: {path}")
+
+
+@hydra.main(config_path=CONF_DIR, config_name=CONFIG_NAME, version_base="1.3")
+def _main(cfg: DictConfig) -> None:
+    hydra_job(PROGRAM, cfg, _distill)
+
+
+def cli() -> None:
+    """Console entry point of `simclr-distill`."""
+    run_app(PROGRAM, _main)  # bad overrides: one line, exit 2
+
+
+if __name__ == "__main__":
+    cli()
