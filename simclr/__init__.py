@@ -16,6 +16,8 @@ _LAZY = {
     "SimclrError": "simclr.errors",
     "load_encoder": "simclr.hub",
     "embed": "simclr.hub",
+    "embed_labeled": "simclr.hub",
+    "LabeledFeatures": "simclr.hub",
     "nt_xent": "simclr.loss",
     "NTXentLoss": "simclr.loss",
     "build_encoder": "simclr.models.encoder",
