@@ -53,8 +53,11 @@ def sweep_figure(
             label=LABELS.get(representation, representation),
         )
         for baseline, marker in zip(BASELINES, ("x", "s"), strict=True):
-            points = [(x, r.baselines.get(baseline)) for x, r in zip(xs, done, strict=True)]
-            points = [(x, v) for x, v in points if v is not None]
+            points = [
+                (x, v)
+                for x, r in zip(xs, done, strict=True)
+                if (v := r.baselines.get(baseline)) is not None
+            ]
             if points:
                 ax.scatter(
                     [x for x, _ in points],

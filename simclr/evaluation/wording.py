@@ -25,8 +25,9 @@ def percent(mean: float | None, std: float | None = None, n_seeds: int = 0) -> s
     one value is no spread), `n/a` for none."""
     if mean is None:
         return "n/a"
-    spread = std is not None and n_seeds >= 2
-    return f"{100 * mean:.1f}" + (f" ± {100 * std:.1f}" if spread else "")
+    if std is None or n_seeds < 2:
+        return f"{100 * mean:.1f}"
+    return f"{100 * mean:.1f} ± {100 * std:.1f}"
 
 
 def duration(seconds: float | None) -> str:

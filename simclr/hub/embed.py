@@ -242,6 +242,6 @@ def embed_labeled(
         return_paths=True,
     )
     label_of = dict(zip(dataset.paths, dataset.labels, strict=True))
-    paths = [Path(p) for p in kept]
+    paths = [Path(p) for p in kept if isinstance(p, (str, Path))]  # files only here
     labels = np.array([label_of[p] for p in paths], dtype=np.int64)
     return LabeledFeatures(features, labels, list(names), paths)
