@@ -8,7 +8,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 
-from simclr.callbacks.best_checkpoint import BestCheckpoint
+from simclr.best_checkpoint import BestCheckpoint
 from simclr.callbacks.final_checkpoint import FinalCheckpoint
 from simclr.callbacks.online_probe import OnlineLinearProbe
 from simclr.checkpoint_io import AtomicCheckpointIO

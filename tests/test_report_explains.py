@@ -27,8 +27,8 @@ from simclr.evaluation.report_schema import (
 )
 from simclr.evaluation.wording import error_bar_caption, percent
 from simclr.rundir import RunDir
-from simclr.sweep_plot import sweep_figure
-from simclr.sweep_row import SweepRow
+from simclr.sweep import SweepRow
+from simclr.sweep.plot import sweep_figure
 
 CLASSES = [str(i) for i in range(10)]
 # 10 classes, train 132 of class 3 and 125 of the others, test 63 of class 3 and 53 of the others.

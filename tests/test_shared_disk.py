@@ -14,7 +14,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.demos.boring_classes import BoringModel
 
-from simclr.callbacks.best_checkpoint import TRAINING_STATE_KEYS, BestCheckpoint
+from simclr.best_checkpoint import TRAINING_STATE_KEYS, BestCheckpoint
 from simclr.callbacks.final_checkpoint import FinalCheckpoint
 from simclr.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
 from simclr.file_modes import current_umask, shared_mode

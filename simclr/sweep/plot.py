@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from simclr.evaluation.chance import ChanceLevels
 from simclr.evaluation.plots import draw_chance
 from simclr.evaluation.report import LABELS
-from simclr.sweep_row import BASELINES, SweepRow
+from simclr.sweep.row import BASELINES, SweepRow
 
 
 def sweep_figure(

@@ -1,14 +1,4 @@
-"""One table over the runs of a Hydra multirun directory (the library side of `simclr-report`).
-
-Each job directory (`0/`, `1/`, ... with `.hydra/overrides.yaml`) is one row: its
-swept overrides as columns, its status, and the metric (SimCLR's mean test
-accuracy for one evaluator and label fraction, by default the linear probe at
-10%), beside the same metric of the run's baselines (random init, raw pixels)
-and its pretraining time. Writes sweep.md (sorted by the metric), sweep.csv,
-sweep.json and sweep.png (the metric against each swept parameter, baselines and
-chance drawn) into DIR. Runs that failed or have not finished are rows marked
-so, never dropped.
-"""
+"""The sweep table: one row per job directory; sweep.md, sweep.csv and sweep.json."""
 
 from __future__ import annotations
 
@@ -21,9 +11,7 @@ from omegaconf import OmegaConf
 
 from simclr.errors import OutputError, SimclrError
 from simclr.rundir import RunDir
-from simclr.sweep_row import BASELINES, STATUS_ORDER, SweepRow
-
-__all__ = ["BASELINES", "STATUS_ORDER", "SweepRow", "report_sweep"]
+from simclr.sweep.row import BASELINES, STATUS_ORDER, SweepRow
 
 SWEEP_SCHEMA_VERSION = 2
 
@@ -206,7 +194,7 @@ def report_sweep(
         "rows": [asdict(r) for r in rows],
     }
     (root / "sweep.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    from simclr.sweep_plot import plot
+    from simclr.sweep.plot import plot
 
     plot(rows, keys, name, root / "sweep.png", representation)
     return rows
