@@ -46,7 +46,7 @@ TINY_PRETRAIN = [
     "trainer.limit_train_batches=2",
     "trainer.enable_progress_bar=false",
     "data.batch_size=16",
-    "data.image_size=16",
+    "data.image_size=8",
     "data.num_workers=0",
 ]
 # Appended to every command that evaluates (simclr-pretrain unless eval=none, simclr-eval).
