@@ -10,8 +10,10 @@
 too, and so do a plain torchvision ResNet state dict, a lightly backbone or a timm
 checkpoint, see docs/hub.md); without it the encoder is randomly initialised. The
 encoder is a torchvision ResNet with `fc` = identity (or a timm backbone without
-its classifier), carrying `.transform` and `.meta` when loaded from weights. A file
-holding another depth, stem or timm model is refused.
+its classifier), in eval mode and carrying `.transform` and `.meta`, as
+`load_encoder` returns it (without weights: the preprocessing of that architecture's
+usual weights, `meta["origin"] == "random-init"`). A file holding another depth,
+stem or timm model is refused.
 """
 
 from __future__ import annotations
@@ -24,13 +26,19 @@ dependencies = ["torch", "torchvision", "safetensors", "omegaconf", "timm"]
 
 def _encoder(arch: str, weights: str | Path | None, stem: str | None, with_head: bool) -> Any:
     from simclr.hub import load_encoder
-    from simclr.models.encoder import build_resnet
 
     if weights is None:
-        if with_head:
-            raise ValueError("with_head=True needs weights=")
-        return build_resnet(arch, stem or "imagenet")
+        return _random(arch, stem, with_head)
     return load_encoder(weights, arch=arch, stem=stem, with_head=with_head)
+
+
+def _random(arch: str, stem: str | None, with_head: bool) -> Any:
+    from simclr.errors import ConfigError
+    from simclr.hub.random_init import random_encoder
+
+    if with_head:
+        raise ConfigError("with_head=True needs weights=: a random head would mean nothing")
+    return random_encoder(arch, stem)
 
 
 def simclr_resnet18(
@@ -73,10 +81,7 @@ def simclr_timm(name: str, weights: str | Path | None = None, with_head: bool = 
     simclr run with `encoder=timm` or a timm checkpoint of that model."""
     from simclr.hub import load_encoder
     from simclr.hub.foreign import TIMM_PREFIX
-    from simclr.models.encoder import build_timm
 
     if weights is None:
-        if with_head:
-            raise ValueError("with_head=True needs weights=")
-        return build_timm(name)
+        return _random(f"{TIMM_PREFIX}{name}", None, with_head)
     return load_encoder(weights, arch=f"{TIMM_PREFIX}{name}", with_head=with_head)

@@ -17,6 +17,8 @@ _LAZY = {
     "load_encoder": "simclr.hub",
     "load_classifier": "simclr.hub.classifier",
     "embed": "simclr.hub",
+    "embed_labeled": "simclr.hub",
+    "LabeledFeatures": "simclr.hub",
     "nt_xent": "simclr.loss",
     "NTXentLoss": "simclr.loss",
     "build_encoder": "simclr.models.encoder",

@@ -27,6 +27,7 @@ from pytorch_lightning.plugins.io import TorchCheckpointIO
 
 from simclr.checkpoint_file import read_checkpoint, sniff
 from simclr.errors import CheckpointError, OutputError
+from simclr.file_modes import give_default_mode
 
 TEMP_SUFFIX = ".tmp"
 
@@ -62,7 +63,7 @@ def atomic_torch_save(obj: Any, target: Path) -> None:
     )
     tmp = Path(tmp_name)
     try:
-        os.fchmod(fd, 0o644)  # mkstemp makes 0600; checkpoints are shared like other outputs
+        give_default_mode(fd)  # mkstemp makes 0600; a checkpoint gets the umask's mode
         with os.fdopen(fd, "wb") as f:
             torch.save(obj, f)
             f.flush()

@@ -12,6 +12,7 @@ so a file's name and place are decided here and nowhere else::
       mlruns/, wandb/         MLflow's file store and W&B's offline runs, when logged to
       features/               the evaluation's feature cache
       report.md, report.json  the evaluation report (schema: docs/report-schema.md)
+      label_efficiency.png, embedding.png   its figures
       pretrain_done           marker of a run pretrained with eval=none (its seconds)
       error.txt               the one-line error a failed run stopped with
       pretrain.log            the full training log
@@ -87,6 +88,16 @@ class RunDir:
     def report_md(self) -> Path:
         """The human-readable evaluation report."""
         return self.path / "report.md"
+
+    @property
+    def label_efficiency_png(self) -> Path:
+        """The report's figure of accuracy against the share of labels."""
+        return self.path / "label_efficiency.png"
+
+    @property
+    def embedding_png(self) -> Path:
+        """The report's 2-D map of the test features."""
+        return self.path / "embedding.png"
 
     @property
     def pretrain_done(self) -> Path:

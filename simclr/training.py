@@ -8,6 +8,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
 from pytorch_lightning.loggers import Logger
 
+from simclr.best_checkpoint import BestCheckpoint
 from simclr.callbacks.final_checkpoint import FinalCheckpoint
 from simclr.callbacks.monitors import build_monitors, knn_monitor_enabled
 from simclr.callbacks.online_probe import OnlineLinearProbe
@@ -53,7 +54,10 @@ def build_callbacks(
     callbacks: list[Callback] = [
         last,
         FinalCheckpoint(last, str(run.last_checkpoint)),
-        ModelCheckpoint(
+        # best.ckpt: a hard link to last.ckpt while they are the same step, else weights-only.
+        BestCheckpoint(
+            last,
+            run.last_checkpoint,
             dirpath=directory,
             filename=BEST,
             monitor=monitor,

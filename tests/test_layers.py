@@ -17,13 +17,13 @@ PACKAGE = Path(__file__).resolve().parents[1] / "simclr"
 # package under simclr/) and from units of lower layers, never from a higher one
 # or from another unit of its own layer.
 LAYERS: list[tuple[str, ...]] = [
-    ("errors", "rundir"),
+    ("errors", "rundir", "file_modes"),
     ("checkpoint_file", "config", "runlock"),
     ("distributed",),
     ("loss", "optim", "augment", "models", "gradcache", "distillation", "monitoring", "recipe"),
     ("augment_gpu", "data"),
     ("checkpoint_io", "callbacks", "chunked_step", "preemption"),
-    ("resume", "launch"),
+    ("resume", "launch", "best_checkpoint"),
     ("module", "loggers", "distill_module"),
     ("training",),
     ("hub",),

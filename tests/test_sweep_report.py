@@ -76,12 +76,15 @@ def test_two_by_two_sweep_gives_one_table_of_four_rows(tmp_path):
 
     md = (root / "sweep.md").read_text()
     table = [line for line in md.splitlines() if line.startswith("| ")]
-    assert table[0] == "| Run | optim.lr | loss.temperature | Metric | Seeds | Status |"
-    assert table[1:] == [
-        "| 1 | 0.3 | 0.5 | 86.0 ± 1.0 | 10 | ok |",
-        "| 3 | 0.6 | 0.5 | 84.0 ± 1.0 | 10 | ok |",
-        "| 0 | 0.3 | 0.1 | 81.0 ± 1.0 | 10 | ok |",
-        "| 2 | 0.6 | 0.1 |  |  | failed: simclr-pretrain: error: loss is NaN at step 3 |",
+    assert table[0] == (
+        "| Run | optim.lr | loss.temperature | Metric | Random init | Raw pixels | Seeds "
+        "| Pretraining | Status |"
+    )
+    assert table[1:] == [  # each run's own baselines at the same cell; no raw pixels here
+        "| 1 | 0.3 | 0.5 | 86.0 ± 1.0 | 50.0 |  | 10 | 1m 40s | ok |",
+        "| 3 | 0.6 | 0.5 | 84.0 ± 1.0 | 50.0 |  | 10 | 1m 40s | ok |",
+        "| 0 | 0.3 | 0.1 | 81.0 ± 1.0 | 50.0 |  | 10 | 1m 40s | ok |",
+        "| 2 | 0.6 | 0.1 |  |  |  |  |  | failed: simclr-pretrain: error: loss is NaN at step 3 |",
     ]
     assert "`trainer.max_epochs=12`" in md  # the fixed override, once, above the table
 
@@ -96,7 +99,7 @@ def test_two_by_two_sweep_gives_one_table_of_four_rows(tmp_path):
     assert float(records[0]["metric"]) == pytest.approx(0.86) and records[3]["metric"] == ""
 
     payload = json.loads((root / "sweep.json").read_text())
-    assert payload["schema_version"] == 1 and payload["swept"] == ["optim.lr", "loss.temperature"]
+    assert payload["schema_version"] == 2 and payload["swept"] == ["optim.lr", "loss.temperature"]
     assert len(payload["rows"]) == 4
     assert (root / "sweep.png").stat().st_size > 0
 
@@ -128,4 +131,4 @@ def test_cli_prints_the_table(tmp_path, capsys):
     root = make_multirun(tmp_path / "multirun")
     assert cli([str(root)]) == 0
     out = capsys.readouterr().out
-    assert "| 1 | 0.3 | 0.5 | 86.0 ± 1.0 | 10 | ok |" in out and "4 runs" in out
+    assert "| 1 | 0.3 | 0.5 | 86.0 ± 1.0 | 50.0 |  | 10 | 1m 40s | ok |" in out and "4 runs" in out

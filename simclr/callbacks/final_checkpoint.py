@@ -19,6 +19,10 @@ class FinalCheckpoint(Callback):
         self.path = path
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Lightning's own record of the step the periodic checkpoint last saved.
-        if getattr(self.periodic, "_last_global_step_saved", -1) != trainer.global_step:
+        # Lightning's own record of the step and file it last saved. (`last_model_path`
+        # is only set with save_last, which `periodic` does not use: testing it made
+        # every run write last.ckpt twice at its final step.)
+        saved_step = getattr(self.periodic, "_last_global_step_saved", -1)
+        saved_file = getattr(self.periodic, "_last_checkpoint_saved", "")
+        if saved_step != trainer.global_step or not saved_file:
             trainer.save_checkpoint(self.path)  # every rank calls it; rank 0 writes

@@ -14,6 +14,9 @@ from simclr.data.screening import screen_images
 from simclr.data.splits import DataSplits
 from simclr.errors import DataError
 
+# The labeled layout: DIR/train/<class>/* and DIR/test/<class>/*.
+TRAIN_SPLIT, TEST_SPLIT = "train", "test"
+
 
 class ImageFileDataset(Dataset):
     """A list of image files with labels; decodes to RGB on access.
@@ -110,6 +113,23 @@ def _labeled_split(
     return ImageFileDataset(paths, labels, on_bad, max_pixels)
 
 
+def read_labeled_split(
+    directory: Path,
+    classes: list[str] | None = None,
+    on_bad_image: str = "fail",
+    max_image_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> tuple[ImageFileDataset, list[str]]:
+    """One labeled split, `directory/<class>/*`, as the folder reader reads it:
+    `(dataset, class names in label order)`.
+
+    `classes`, when given, are the train split's: a split with other class folders
+    is refused, so label i means the same class in every split. Bad files are
+    screened as in `folder_splits`.
+    """
+    dataset = _labeled_split(directory, classes, on_bad_image, [], max_image_pixels)
+    return dataset, classes if classes is not None else subfolders(directory)
+
+
 def folder_splits(
     root: str | None, on_bad_image: str = "fail", max_image_pixels: int | None = DEFAULT_MAX_PIXELS
 ) -> DataSplits:
@@ -127,12 +147,12 @@ def folder_splits(
     if not any(path.iterdir()):
         raise DataError(f"data.root={root}: the directory is empty")
     skipped: list[str] = []
-    if (path / "train").is_dir():
-        train = _labeled_split(path / "train", None, on_bad_image, skipped, max_image_pixels)
-        classes = subfolders(path / "train")
+    if (path / TRAIN_SPLIT).is_dir():
+        train = _labeled_split(path / TRAIN_SPLIT, None, on_bad_image, skipped, max_image_pixels)
+        classes = subfolders(path / TRAIN_SPLIT)
         test = (
-            _labeled_split(path / "test", classes, on_bad_image, skipped, max_image_pixels)
-            if (path / "test").is_dir()
+            _labeled_split(path / TEST_SPLIT, classes, on_bad_image, skipped, max_image_pixels)
+            if (path / TEST_SPLIT).is_dir()
             else None
         )
         return DataSplits(train, test, None, classes, f"image folder {path}", skipped)

@@ -14,10 +14,12 @@ from omegaconf import DictConfig, OmegaConf
 import simclr.evaluation.plots as plots
 import simclr.evaluation.report as report
 from simclr.config.validate import headline_choice
+from simclr.evaluation.chance import class_counts
 from simclr.evaluation.collect import Collected
 from simclr.evaluation.curves import draw_training_curves
 from simclr.evaluation.protocol import ProtocolResult
 from simclr.evaluation.report_schema import SCHEMA_VERSION, DataInfo, Report, Timing
+from simclr.rundir import RunDir
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +60,8 @@ def build_report(
             n_train=len(simclr.train_y),
             n_test=len(simclr.test_y),
             classes=[str(c) for c in splits.classes],
+            train_counts=class_counts(simclr.train_y, len(splits.classes)),
+            test_counts=class_counts(simclr.test_y, len(splits.classes)),
         ),
         versions=report.versions(),
         machine=report.machine(),
@@ -70,16 +74,22 @@ def build_report(
     )
 
 
-def write_figures(rep: Report, collected: Collected, method: str, out_dir: Path) -> None:
-    """label_efficiency.png (if any row) and embedding.png (SimCLR beside random init)."""
+def write_figures(rep: Report, collected: Collected, method: str, out_dir: Path) -> dict[str, str]:
+    """label_efficiency.png (if any row) and embedding.png (SimCLR beside random init);
+    returns figure -> file name, for report.md."""
+    out = RunDir(out_dir)
+    written: dict[str, str] = {}
     if rep.results:
-        plots.label_efficiency(rep.results, out_dir / "label_efficiency.png")
+        plots.label_efficiency(rep, out.label_efficiency_png)
+        written["label_efficiency"] = out.label_efficiency_png.name
     features = collected.features
     maps = {k: (f.test_x, f.test_y) for k, f in features.items() if k in ("simclr", "random_init")}
     classes = collected.splits.classes
     names = classes or [str(c) for c in np.unique(features["simclr"].test_y)]
-    plots.embedding(maps, names, out_dir / "embedding.png", method)
+    plots.embedding(maps, names, out.embedding_png, method, data=rep.data, split="test")
+    written["embedding"] = out.embedding_png.name
     draw_training_curves(out_dir, rep.checkpoint)  # training_curves.png, from logs/metrics.csv
+    return written
 
 
 def write_report(
@@ -90,8 +100,9 @@ def write_report(
     `rep.timing.eval_seconds` is set to the time since `started` (a
     `time.perf_counter()` reading), figures included.
     """
-    write_figures(rep, collected, method, out_dir)
+    figures = write_figures(rep, collected, method, out_dir)
     rep.timing.eval_seconds = time.perf_counter() - started
-    report.write_json(rep, out_dir / "report.json")
-    report.write_markdown(rep, out_dir / "report.md")
-    return out_dir / "report.md"
+    out = RunDir(out_dir)
+    report.write_json(rep, out.report_json)
+    report.write_markdown(rep, out.report_md, figures)
+    return out.report_md

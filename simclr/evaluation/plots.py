@@ -1,49 +1,94 @@
 """Figures of the report: label efficiency and a 2-D map of the test features.
 
-matplotlib's Agg backend is selected on the figure objects themselves (no pyplot
-state), so plotting works without a display and from worker processes.
+Each figure is built by a function returning its matplotlib `Figure` (so a test can
+read its titles, axis labels, legends and lines) and written by `save`. The Agg
+canvas is attached to the figure objects themselves (no pyplot state), so plotting
+works without a display and from worker processes.
+
+A figure says what it shows without report.md beside it: the title names the data,
+the split and the counts, the axes their units, the legend the lines (chance
+included) and a caption what the error bars are.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from matplotlib import colormaps
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from simclr.evaluation.chance import ChanceLevels, chance_levels
 from simclr.evaluation.report import EVALUATOR_LABELS, LABELS
-from simclr.evaluation.report_schema import ResultRow
+from simclr.evaluation.report_schema import DataInfo, Report, ResultRow
+from simclr.evaluation.wording import data_title, error_bar_caption, percent
+
+CHANCE_STYLE = {"color": "0.45", "linestyle": "--", "linewidth": 1.0}
+MAJORITY_STYLE = {"color": "0.45", "linestyle": ":", "linewidth": 1.2}
 
 
-def _save(fig: Figure, path: Path) -> None:
+def save(fig: Figure, path: Path) -> Path:
+    """Write `fig` as a PNG (the caption below the axes included); return `path`."""
     FigureCanvasAgg(fig)
     fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
 
 
-def label_efficiency(results: Sequence[ResultRow], path: Path) -> None:
-    """Accuracy against label fraction (log x), one panel per evaluator, one line
-    per representation, error bars of one standard deviation over seeds."""
+def draw_chance(ax: Axes, levels: ChanceLevels) -> None:
+    """Horizontal lines (in %) at uniform chance and, if it differs, the majority-class rate."""
+    ax.axhline(
+        100 * levels.uniform,
+        label=f"chance ({percent(levels.uniform)}%, 1 of {levels.n_classes})",
+        **CHANCE_STYLE,  # type: ignore[arg-type]
+    )
+    if levels.majority_differs and levels.majority is not None:
+        ax.axhline(
+            100 * levels.majority,
+            label=f"majority class ({percent(levels.majority)}%)",
+            **MAJORITY_STYLE,  # type: ignore[arg-type]
+        )
+
+
+def _y_range(results: Sequence[ResultRow], levels: ChanceLevels) -> tuple[float, float]:
+    """One y-range (in %) for every panel: from chance (or the lowest bar) to the
+    highest bar, padded."""
+    bars = [(r.mean, r.std if r.n_seeds >= 2 else 0.0) for r in results]
+    low = 100 * min([*(m - s for m, s in bars), levels.uniform, levels.majority or 1.0])
+    high = 100 * max(m + s for m, s in bars)
+    pad = max(2.0, 0.05 * (high - low))
+    return max(0.0, low - pad), min(101.0, high + pad)
+
+
+def label_efficiency_figure(report: Report) -> Figure:
+    """Accuracy against label fraction (log x), one panel per evaluator on a shared
+    y-axis, one line per representation, chance as a grey line; error bars of one
+    sample standard deviation over seeds where a point has two or more."""
+    results = report.results
     by_eval: dict[str, dict[str, list[ResultRow]]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         by_eval[r.evaluator][r.representation].append(r)
-    fig = Figure(figsize=(4.2 * max(1, len(by_eval)), 3.6))
-    axes = fig.subplots(1, max(1, len(by_eval)), squeeze=False)[0]
+    levels = chance_levels(report.data)
+    n = max(1, len(by_eval))
+    fig = Figure(figsize=(4.2 * n, 4.0))
+    axes = fig.subplots(1, n, squeeze=False, sharey=True)[0]
     for ax, (evaluator, reps) in zip(axes, by_eval.items(), strict=False):
         for rep, rows in reps.items():
             rows = sorted(rows, key=lambda r: r.fraction)
             ax.errorbar(
                 [100 * r.fraction for r in rows],
                 [100 * r.mean for r in rows],
-                yerr=[100 * r.std for r in rows],
+                yerr=[100 * r.std if r.n_seeds >= 2 else 0.0 for r in rows],
                 marker="o",
                 capsize=3,
                 label=LABELS.get(rep, rep),
             )
+        draw_chance(ax, levels)
         ax.set_xscale("log")
         ticks = sorted({100 * r.fraction for rows in reps.values() for r in rows})
         ax.set_xticks(ticks, [f"{t:g}%" for t in ticks])
@@ -51,14 +96,37 @@ def label_efficiency(results: Sequence[ResultRow], path: Path) -> None:
         ax.set_xlabel("labels used (share of the train split)")
         ax.set_title(EVALUATOR_LABELS.get(evaluator, evaluator))
         ax.grid(True, alpha=0.3)
+    if results:
+        axes[0].set_ylim(*_y_range(results, levels))
     axes[0].set_ylabel("test accuracy (%)")
     axes[0].legend(loc="lower right", fontsize="small")
+    fig.suptitle(f"Label efficiency on {data_title(report.data)}")
     fig.tight_layout()
-    _save(fig, path)
+    fig.text(0.5, -0.02, error_bar_caption(results), ha="center", va="top", fontsize="small")
+    return fig
 
 
-def project_2d(x: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
-    """2-D map of standardised features: PCA, or t-SNE (slower, local structure)."""
+def label_efficiency(report: Report, path: Path) -> Figure:
+    """`label_efficiency_figure(report)` written to `path`; returns the figure."""
+    fig = label_efficiency_figure(report)
+    save(fig, path)
+    return fig
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A 2-D map of features and the names of its axes."""
+
+    xy: np.ndarray
+    xlabel: str
+    ylabel: str
+    method: str  # "PCA" or "t-SNE"
+
+
+def project_2d(x: np.ndarray, method: str, seed: int = 0) -> Projection:
+    """2-D map of standardised features: PCA (axes: the principal components with the
+    share of variance each explains), or t-SNE (slower, local structure; its axes have
+    no units)."""
     from sklearn.preprocessing import StandardScaler
 
     z = StandardScaler().fit_transform(x)
@@ -66,10 +134,54 @@ def project_2d(x: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
         from sklearn.manifold import TSNE
 
         perplexity = min(30.0, max(2.0, (len(z) - 1) / 3))
-        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(z)
+        xy = TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(z)
+        return Projection(xy, "t-SNE 1", "t-SNE 2", "t-SNE")
     from sklearn.decomposition import PCA
 
-    return PCA(2, random_state=seed).fit_transform(z)
+    pca = PCA(2, random_state=seed).fit(z)
+    share = pca.explained_variance_ratio_
+    return Projection(
+        pca.transform(z),
+        f"PC1 ({100 * share[0]:.0f}% of variance)",
+        f"PC2 ({100 * share[1]:.0f}% of variance)",
+        "PCA",
+    )
+
+
+def embedding_figure(
+    features: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    classes: Sequence[str],
+    method: str = "pca",
+    *,
+    data: DataInfo | None = None,
+    split: str = "test",
+) -> Figure:
+    """One panel per representation (e.g. SimCLR beside random init): the `split`
+    features mapped to 2-D and coloured by class; the title names the data, the
+    split, the number of points and the method."""
+    fig = Figure(figsize=(4.5 * len(features), 4.6))
+    axes = fig.subplots(1, len(features), squeeze=False)[0]
+    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
+    colours = [cmap(i % cmap.N) for i in range(max(len(classes), 1))]
+    points, name = 0, "features"
+    for ax, (rep, (x, y)) in zip(axes, features.items(), strict=True):
+        proj = project_2d(x, method)
+        ax.scatter(proj.xy[:, 0], proj.xy[:, 1], c=[colours[int(c) % len(colours)] for c in y], s=6)
+        ax.set_title(LABELS.get(rep, rep))
+        ax.set_xlabel(proj.xlabel)
+        ax.set_ylabel(proj.ylabel)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        points, name = len(x), proj.method
+    where = f"{data.name} {split} split" if data is not None else f"{split} split"
+    units = " (t-SNE axes have no units)" if name == "t-SNE" else ""
+    fig.suptitle(f"{where}: {points} points, {name} of the standardised features{units}")
+    fig.tight_layout()
+    if len(classes) <= 20:  # beyond that a legend is longer than the plot
+        handles = [Line2D([], [], ls="", marker="o", color=c) for c in colours]
+        fig.legend(handles, list(classes), loc="center right", fontsize="small", title="class")
+        fig.subplots_adjust(right=0.85)
+    return fig
 
 
 def embedding(
@@ -77,21 +189,11 @@ def embedding(
     classes: Sequence[str],
     path: Path,
     method: str = "pca",
-) -> None:
-    """One panel per representation (e.g. SimCLR beside random init): test features
-    mapped to 2-D and coloured by class."""
-    fig = Figure(figsize=(4.5 * len(features), 4.2))
-    axes = fig.subplots(1, len(features), squeeze=False)[0]
-    cmap = colormaps["tab10" if len(classes) <= 10 else "tab20"]
-    colours = [cmap(i % cmap.N) for i in range(max(len(classes), 1))]
-    for ax, (rep, (x, y)) in zip(axes, features.items(), strict=True):
-        xy = project_2d(x, method)
-        ax.scatter(xy[:, 0], xy[:, 1], c=[colours[int(c) % len(colours)] for c in y], s=6)
-        ax.set_title(f"{LABELS.get(rep, rep)} ({method.upper()})")
-        ax.set_xticks([])
-        ax.set_yticks([])
-    if len(classes) <= 20:  # beyond that a legend is longer than the plot
-        handles = [Line2D([], [], ls="", marker="o", color=c) for c in colours]
-        fig.legend(handles, list(classes), loc="center right", fontsize="small", title="class")
-        fig.subplots_adjust(right=0.85)
-    _save(fig, path)
+    *,
+    data: DataInfo | None = None,
+    split: str = "test",
+) -> Figure:
+    """`embedding_figure(...)` written to `path`; returns the figure."""
+    fig = embedding_figure(features, classes, method, data=data, split=split)
+    save(fig, path)
+    return fig

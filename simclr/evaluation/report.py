@@ -12,13 +12,21 @@ import os
 import platform
 import sys
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
+from simclr.evaluation.chance import chance_levels
 from simclr.evaluation.report_schema import Headline, Report, ResultRow, report_to_dict
+from simclr.evaluation.wording import (
+    duration,
+    figure_captions,
+    percent,
+    seeds_by_fraction,
+    seeds_text,
+)
 
 LABELS = {
     "simclr": "SimCLR",
@@ -81,23 +89,31 @@ def write_json(report: Report, path: Path) -> None:
     path.write_text(json.dumps(report_to_dict(report), indent=2) + "\n", encoding="utf-8")
 
 
-def _pct(mean: float | None, std: float | None = None) -> str:
-    if mean is None:
-        return "n/a"
-    return f"{100 * mean:.1f}" + ("" if std is None else f" ± {100 * std:.1f}")
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "n/a"
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes}m {secs:02d}s" if minutes else f"{secs}s"
+def chance_rows(report: Report, fractions: Sequence[float]) -> list[list[str]]:
+    """Table rows of what guessing scores: uniform chance, and the majority class when
+    its rate differs (the same at every label fraction)."""
+    levels = chance_levels(report.data)
+    rows = [
+        ["Chance", f"1 of {levels.n_classes} classes", *[percent(levels.uniform)] * len(fractions)]
+    ]
+    if levels.majority_differs:
+        assert levels.majority is not None
+        rows.append(
+            [
+                "Chance",
+                f"Majority class ({levels.majority_class})",
+                *[percent(levels.majority)] * len(fractions),
+            ]
+        )
+    return rows
 
 
 def accuracy_table(report: Report) -> list[str]:
-    """The Markdown table: evaluator x representation rows, one column per fraction.
+    """The Markdown table: evaluator x representation rows, one column per fraction,
+    then the chance levels.
 
-    The best mean of each evaluator and fraction is in bold.
+    The best mean of each evaluator and fraction is in bold; `± std` only where
+    the cell has two seeds or more.
     """
     fractions = sorted({r.fraction for r in report.results})
     cells = {(r.evaluator, r.representation, r.fraction): r for r in report.results}
@@ -111,8 +127,10 @@ def accuracy_table(report: Report) -> list[str]:
         row = [EVALUATOR_LABELS.get(evaluator, evaluator), LABELS.get(rep, rep)]
         for f in fractions:
             c = cells.get((evaluator, rep, f))
-            text = "" if c is None else _pct(c.mean, c.std)
+            text = "" if c is None else percent(c.mean, c.std, c.n_seeds)
             row.append(f"**{text}**" if c and c.mean == best[(evaluator, f)] else text)
+        lines.append("| " + " | ".join(row) + " |")
+    for row in chance_rows(report, fractions):
         lines.append("| " + " | ".join(row) + " |")
     return lines
 
@@ -122,7 +140,7 @@ def _label_counts(report: Report) -> str:
     for r in report.results:
         if r.evaluator != "finetune":
             seen.setdefault(r.fraction, (r.n_labels, r.n_seeds))
-    parts = [f"{100 * f:g}% = {n} labels × {s} seeds" for f, (n, s) in sorted(seen.items())]
+    parts = [f"{100 * f:g}% = {n} labels × {seeds_text(s)}" for f, (n, s) in sorted(seen.items())]
     return "; ".join(parts)
 
 
@@ -137,27 +155,73 @@ def _notes(report: Report) -> list[str]:
     return out + [f"- {n}" for n in report.notes]
 
 
-def render_markdown(report: Report) -> str:
-    """The whole report.md."""
+def figures_section(report: Report, figures: Mapping[str, str]) -> list[str]:
+    """The Markdown lines listing `figures` (figure -> file name beside report.md)."""
+    if not figures:
+        return []
+    captions = figure_captions(report)
+    lines = ["## Figures", ""]
+    for kind, name in figures.items():
+        lines.append(f"- [{name}]({name}): {captions.get(kind, kind)}.")
+    return [*lines, ""]
+
+
+def _headline(report: Report) -> str:
     h = report.headline
+    if h.mean is None:
+        value = "not evaluated"
+    elif h.n_seeds >= 2:
+        value = (
+            f"**{percent(h.mean, h.std, h.n_seeds)} %** (mean ± std over {seeds_text(h.n_seeds)})"
+        )
+    else:
+        value = f"**{percent(h.mean)} %** ({seeds_text(h.n_seeds)})"
+    return (
+        f"**Headline** ({EVALUATOR_LABELS.get(h.evaluator, h.evaluator)} probe, "
+        f"{100 * h.fraction:g}% labels, SimCLR): {value}; chance "
+        f"{percent(chance_levels(report.data).uniform)} %."
+    )
+
+
+def _table_heading(report: Report) -> str:
+    spread = any(r.n_seeds >= 2 for r in report.results)
+    single = any(r.n_seeds < 2 for r in report.results)
+    how = "mean ± sample std over seeds" if spread else "one seed per cell"
+    if spread and single:
+        how += " (no ± where one seed)"
+    return f"## Test accuracy (%) on the {report.data.n_test} test images, {how}"
+
+
+def render_markdown(report: Report, figures: Mapping[str, str] | None = None) -> str:
+    """The whole report.md; `figures` (figure -> file name) are listed with captions."""
     d = report.data
     t = report.timing
+    full_seeds = seeds_by_fraction(report.results).get(1.0, 0)
+    spread_at_full = (
+        " At 100% every seed has the same labels, so the spread there is the evaluators' "
+        "own (CV folds, MLP initialisation; kNN has none)."
+        if full_seeds >= 2
+        else ""
+    )
     lines = [
         "# SimCLR evaluation report",
         "",
-        f"**Headline** ({EVALUATOR_LABELS.get(h.evaluator, h.evaluator)} probe, "
-        f"{100 * h.fraction:g}% labels, SimCLR): **{_pct(h.mean, h.std)} %** "
-        f"over {h.n_seeds} seeds.",
+        _headline(report),
         "",
-        "## Test accuracy (%), mean ± sample std over seeds",
+        _table_heading(report),
         "",
         *accuracy_table(report),
         "",
         f"Label subsets (nested, stratified, the same for every row): {_label_counts(report)}. "
         "Hyperparameters are chosen inside each labeled subset; the test split is used "
-        "only to score. At 100% every seed has the same labels, so the spread there is the "
-        "evaluators' own (CV folds, MLP initialisation; kNN has none).",
+        f"only to score.{spread_at_full} Chance: a uniform guess"
+        + (
+            "; majority class: always answering the train split's most frequent class."
+            if chance_levels(d).majority_differs
+            else "."
+        ),
         "",
+        *figures_section(report, figures or {}),
     ]
     notes = _notes(report)
     if notes:
@@ -177,8 +241,8 @@ def render_markdown(report: Report) -> str:
         ("Versions", ", ".join(f"{k} {val}" for k, val in v.items())),
         (
             "Wall time",
-            f"pretraining {_duration(t.pretrain_seconds)}; evaluation {_duration(t.eval_seconds)} "
-            f"(features {_duration(t.features_seconds)}, probes {_duration(t.probes_seconds)})",
+            f"pretraining {duration(t.pretrain_seconds)}; evaluation {duration(t.eval_seconds)} "
+            f"(features {duration(t.features_seconds)}, probes {duration(t.probes_seconds)})",
         ),
         ("Created", report.created),
     ]
@@ -187,9 +251,9 @@ def render_markdown(report: Report) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_markdown(report: Report, path: Path) -> None:
-    """report.md."""
-    path.write_text(render_markdown(report), encoding="utf-8")
+def write_markdown(report: Report, path: Path, figures: Mapping[str, str] | None = None) -> None:
+    """report.md (`figures`: figure -> file name beside it, see `render_markdown`)."""
+    path.write_text(render_markdown(report, figures), encoding="utf-8")
 
 
 def command_line() -> str:

@@ -17,7 +17,9 @@ from omegaconf.errors import OmegaConfBaseException
 
 from simclr.errors import OutputError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+# Versions `load_report` reads: version 1 lacks the class counts (they read as None).
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -69,6 +71,10 @@ class DataInfo:
     n_train: int = MISSING
     n_test: int = MISSING
     classes: list[str] = MISSING
+    # Examples per class, in label order (None in version-1 reports): the chance levels
+    # of report.md and the figures come from these (simclr.evaluation.chance).
+    train_counts: list[int] | None = None
+    test_counts: list[int] | None = None
 
 
 @dataclass
@@ -112,10 +118,9 @@ def report_to_dict(report: Report) -> dict[str, Any]:
 def validate_report(data: dict[str, Any], source: str = "report.json") -> Report:
     """Check `data` against the schema; return it as a `Report`, or raise OutputError."""
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
-        raise OutputError(
-            f"{source}: schema_version={version!r}, this reader knows {SCHEMA_VERSION}"
-        )
+    if version not in READABLE_VERSIONS:
+        known = ", ".join(map(str, READABLE_VERSIONS))
+        raise OutputError(f"{source}: schema_version={version!r}, this reader knows {known}")
     try:
         merged = OmegaConf.merge(OmegaConf.structured(Report), data)
         report = OmegaConf.to_object(merged)

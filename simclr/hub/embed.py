@@ -1,9 +1,11 @@
-"""`embed`: features of a folder (or list) of images from a loaded encoder, batched."""
+"""`embed`: features of a folder (or list) of images from a loaded encoder, batched;
+`embed_labeled`: the same for a labeled folder, with its labels and class names."""
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -14,7 +16,8 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from simclr.data.image_files import IMAGE_SUFFIXES, folder_files
+from simclr.data.folder import TEST_SPLIT, TRAIN_SPLIT, read_labeled_split
+from simclr.data.image_files import IMAGE_SUFFIXES, folder_files, subfolders
 from simclr.data.images import load_rgb, to_rgb
 from simclr.errors import ConfigError, DataError
 from simclr.models.inference import encode
@@ -160,3 +163,85 @@ def embed(
     if not kept:
         raise DataError(f"{source}: none of the {len(items)} item(s) is a readable image")
     return (features, [items[i] for i in kept]) if return_paths else features
+
+
+@dataclass(frozen=True)
+class LabeledFeatures:
+    """What `embed_labeled` returns: one row of `features` per embedded image.
+
+    `labels[i]` indexes `classes` (the class folder names, sorted); `paths[i]` is
+    the file row i came from (unreadable files are left out of all three).
+    """
+
+    features: np.ndarray  # (N, feature_dim) float32
+    labels: np.ndarray  # (N,) int64
+    classes: list[str]
+    paths: list[Path]
+
+
+def _labeled_directory(root: Path, split: str | None) -> tuple[Path, list[str] | None]:
+    """The folder holding the class folders, and the train split's classes to match."""
+    train = root / TRAIN_SPLIT
+    if split is None:
+        if train.is_dir():
+            raise DataError(
+                f"{root}: holds {TRAIN_SPLIT}/ (the data=folder layout); pass "
+                f"split='{TRAIN_SPLIT}' or split='{TEST_SPLIT}' to say which split to embed"
+            )
+        return root, None
+    directory = root / split
+    if not directory.is_dir():
+        raise DataError(f"{root}: no {split}/ folder; expected {directory}/<class>/ images")
+    # Another split's labels must mean the train split's classes, in the same order.
+    return directory, subfolders(train) if split != TRAIN_SPLIT and train.is_dir() else None
+
+
+def embed_labeled(
+    encoder: nn.Module,
+    folder: str | Path,
+    *,
+    split: str | None = None,
+    transform: Callable[[Any], torch.Tensor] | None = None,
+    batch_size: int = 64,
+    num_workers: int = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    on_bad_image: str = "skip",
+) -> LabeledFeatures:
+    """Features, labels and class names of a labeled image folder, for a classifier.
+
+    The layouts `data=folder` trains and evaluates on: `folder/<class>/*` (with
+    `split=None`) or `folder/train/<class>/*` and `folder/test/<class>/*` (with
+    `split="train"` or `split="test"`; the test split must have the train split's
+    class folders, so a label means the same class in both). The class folders and
+    image files are read by the folder reader (:func:`simclr.data.folder.read_labeled_split`:
+    sorted class names are labels 0, 1, ...; hidden files are not images; damaged
+    files skipped with a warning, or refused with `on_bad_image="fail"`).
+
+        with torch.inference_mode():
+            train = embed_labeled(encoder, "images/", split="train")
+            test = embed_labeled(encoder, "images/", split="test")
+        classifier = LogisticRegression(max_iter=1000).fit(train.features, train.labels)
+        print(classifier.score(test.features, test.labels))
+
+    The other arguments are `embed`'s.
+    """
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder; expected {root}/<class>/ image folders")
+    directory, classes = _labeled_directory(root, split)
+    dataset, names = read_labeled_split(directory, classes, on_bad_image)
+    features, kept = embed(
+        encoder,
+        dataset.paths,
+        transform=transform,
+        batch_size=batch_size,
+        num_workers=num_workers,
+        device=device,
+        progress=progress,
+        return_paths=True,
+    )
+    label_of = dict(zip(dataset.paths, dataset.labels, strict=True))
+    paths = [Path(p) for p in kept if isinstance(p, (str, Path))]  # files only here
+    labels = np.array([label_of[p] for p in paths], dtype=np.int64)
+    return LabeledFeatures(features, labels, list(names), paths)

@@ -19,6 +19,7 @@ from pathlib import Path
 from safetensors.torch import save_file
 
 from simclr.errors import OutputError
+from simclr.file_modes import give_default_mode
 from simclr.hub.deploy import write_deployable
 from simclr.hub.loading import read_weights
 
@@ -69,6 +70,7 @@ def export_encoder(
             save_file(weights.tensors(), str(tmp), metadata=weights.header())
         else:
             write_deployable(tmp, out, path, weights, kind)
+        give_default_mode(tmp)  # the safetensors writer makes 0600; honour the umask
         tmp.replace(out)
     except OSError as err:
         tmp.unlink(missing_ok=True)

@@ -90,6 +90,18 @@ def describe(path: Path, weights: EncoderWeights, feature_dim: int) -> dict[str,
     return meta
 
 
+def ready_encoder(encoder: nn.Module, path: Path, weights: EncoderWeights) -> nn.Module:
+    """`encoder` as `load_encoder` returns it: in eval mode, with `.transform` (the
+    evaluation preprocessing of `weights`' config) and `.meta` (see `describe`)."""
+    from simclr.augment import build_eval_transform
+    from simclr.config.defaults import merged_config
+
+    cfg = merged_config(weights.config)
+    encoder.transform = build_eval_transform(cfg.augment, int(cfg.data.image_size))  # type: ignore[assignment]
+    encoder.meta = describe(path, weights, int(getattr(encoder, "feature_dim", 0)))  # type: ignore[assignment]
+    return encoder.eval()
+
+
 @overload
 def load_encoder(
     source: str | Path,
@@ -142,19 +154,11 @@ def load_encoder(
     Raises:
         CheckpointError: one line naming the file and what was expected.
     """
-    from simclr.augment import build_eval_transform
-    from simclr.config.defaults import merged_config
-
     path, weights = read_weights(source, arch=arch, stem=stem)
     _check_expected(path, weights, arch, stem)
-    encoder = weights.build_encoder(path)
-    feature_dim = int(getattr(encoder, "feature_dim", 0))
-    cfg = merged_config(weights.config)
-    encoder.transform = build_eval_transform(cfg.augment, int(cfg.data.image_size))  # type: ignore[assignment]
-    encoder.meta = describe(path, weights, feature_dim)  # type: ignore[assignment]
-    encoder.eval()
+    encoder = ready_encoder(weights.build_encoder(path), path, weights)
     if not with_head:
         return encoder
-    head = weights.build_head(path, feature_dim)
+    head = weights.build_head(path, int(getattr(encoder, "feature_dim", 0)))
     head.eval()
     return encoder, head

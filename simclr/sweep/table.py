@@ -1,38 +1,19 @@
-"""One table over the runs of a Hydra multirun directory: the library side of `simclr-report`.
-
-A row per job directory (status, swept overrides, metric), written as sweep.md,
-sweep.csv, sweep.json and sweep.png; see :mod:`simclr.console.report` for the command.
-"""
+"""The sweep table: one row per job directory; sweep.md, sweep.csv and sweep.json."""
 
 from __future__ import annotations
 
 import csv
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from simclr.errors import OutputError, SimclrError
 from simclr.rundir import RunDir
+from simclr.sweep.row import BASELINES, STATUS_ORDER, SweepRow
 
-SWEEP_SCHEMA_VERSION = 1
-STATUS_ORDER = ("ok", "no-metric", "no-eval", "failed", "unfinished", "bad-report")
-
-
-@dataclass
-class SweepRow:
-    """One job of the sweep."""
-
-    run: str
-    status: str  # one of STATUS_ORDER
-    overrides: dict[str, str] = field(default_factory=dict)
-    metric: float | None = None
-    std: float | None = None
-    n_seeds: int = 0
-    pretrain_seconds: float | None = None
-    eval_seconds: float | None = None
-    message: str = ""
+SWEEP_SCHEMA_VERSION = 2
 
 
 def job_dirs(root: Path) -> list[Path]:
@@ -61,6 +42,7 @@ def read_overrides(job: Path) -> dict[str, str]:
 
 def read_row(job: Path, evaluator: str, fraction: float, representation: str) -> SweepRow:
     """The row of one job directory."""
+    from simclr.evaluation.chance import chance_levels
     from simclr.evaluation.report_schema import load_report
 
     run = RunDir(job)
@@ -73,12 +55,18 @@ def read_row(job: Path, evaluator: str, fraction: float, representation: str) ->
             return row
         row.pretrain_seconds = report.timing.pretrain_seconds
         row.eval_seconds = report.timing.eval_seconds
-        for r in report.results:
-            if (r.representation, r.evaluator) == (representation, evaluator) and abs(
-                r.fraction - fraction
-            ) < 1e-9:
-                row.status, row.metric, row.std, row.n_seeds = "ok", r.mean, r.std, r.n_seeds
-                return row
+        levels = chance_levels(report.data)
+        row.chance, row.majority = levels.uniform, levels.majority
+        cells = {
+            r.representation: r
+            for r in report.results
+            if r.evaluator == evaluator and abs(r.fraction - fraction) < 1e-9
+        }
+        row.baselines = {b: cells[b].mean if b in cells else None for b in BASELINES}
+        if representation in cells:
+            r = cells[representation]
+            row.status, row.metric, row.std, row.n_seeds = "ok", r.mean, r.std, r.n_seeds
+            return row
         row.status, row.message = "no-metric", f"no {representation} {evaluator} at {fraction:g}"
     elif run.error_file.is_file():
         lines = run.error_file.read_text(errors="replace").strip().splitlines()
@@ -113,76 +101,81 @@ def _pct(value: float | None) -> str:
     return "" if value is None else f"{100 * value:.1f}"
 
 
+def _fraction(value: float | None) -> str:
+    return "" if value is None else f"{value:.6f}"
+
+
 def write_csv(rows: list[SweepRow], keys: list[str], path: Path) -> None:
-    """sweep.csv: one row per run; the metric as a fraction in [0, 1]."""
+    """sweep.csv: one row per run; the metric and baselines as fractions in [0, 1]."""
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["run", "status", *keys, "metric", "std", "n_seeds", "message"])
+        stats = ["metric", "std", "n_seeds", *BASELINES, "chance", "pretrain_seconds"]
+        writer.writerow(["run", "status", *keys, *stats, "message"])
         for r in rows:
             values = [r.overrides.get(k, "") for k in keys]
-            metric = "" if r.metric is None else f"{r.metric:.6f}"
-            std = "" if r.std is None else f"{r.std:.6f}"
-            writer.writerow([r.run, r.status, *values, metric, std, r.n_seeds, r.message])
+            base = [_fraction(r.baselines.get(b)) for b in BASELINES]
+            seconds = "" if r.pretrain_seconds is None else f"{r.pretrain_seconds:.1f}"
+            metric = [_fraction(r.metric), _fraction(r.std), r.n_seeds]
+            writer.writerow(
+                [r.run, r.status, *values, *metric, *base, _fraction(r.chance), seconds, r.message]
+            )
+
+
+def _chance_line(rows: list[SweepRow]) -> str | None:
+    """`Chance: 10.0 % (...)` when every finished run has the same chance levels."""
+    from simclr.evaluation.chance import ChanceLevels
+    from simclr.evaluation.wording import percent
+
+    seen = {(r.chance, r.majority) for r in rows if r.chance is not None}
+    if len(seen) != 1:
+        return None
+    uniform, majority = next(iter(seen))
+    assert uniform is not None
+    levels = ChanceLevels(round(1 / uniform), uniform, majority)
+    text = f"Chance: {percent(uniform)} % (a uniform guess over {levels.n_classes} classes)"
+    if levels.majority_differs:
+        text += f"; majority class: {percent(majority)} %"
+    return text + "."
 
 
 def render_markdown(rows: list[SweepRow], keys: list[str], metric_name: str, root: Path) -> str:
-    """sweep.md: the table, best run first."""
+    """sweep.md: the table, best run first, with each run's baselines and pretraining time."""
+    from simclr.evaluation.report import LABELS
+    from simclr.evaluation.wording import duration, percent
+
     fixed = {k: v for k, v in rows[0].overrides.items() if k not in keys} if rows else {}
     lines = [
         f"# Sweep {root}",
         "",
-        f"Metric: {metric_name} (test accuracy %, mean ± std over seeds).",
+        f"Metric: {metric_name} (test accuracy %, mean ± sample std over seeds; no ± where "
+        f"one seed). {' and '.join(LABELS[b] for b in BASELINES)}: the same evaluator and "
+        "label fraction on each run's own baselines. Pretraining: wall time.",
         "",
     ]
+    chance = _chance_line(rows)
+    if chance:
+        lines += [chance, ""]
     if fixed:
         lines += ["Fixed overrides: " + ", ".join(f"`{k}={v}`" for k, v in fixed.items()), ""]
-    header = ["Run", *keys, "Metric", "Seeds", "Status"]
-    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * (1 + len(keys)) + "---:|---:|---|"]
+    header = ["Run", *keys, "Metric", *(LABELS[b] for b in BASELINES), "Seeds", "Pretraining"]
+    header.append("Status")
+    align = "|" + "---|" * (1 + len(keys)) + "---:|" * (len(BASELINES) + 3) + "---|"
+    lines += ["| " + " | ".join(header) + " |", align]
     for r in rows:
-        metric = "" if r.metric is None else f"{_pct(r.metric)} ± {_pct(r.std)}"
+        metric = "" if r.metric is None else percent(r.metric, r.std, r.n_seeds)
         status = r.status + (f": {r.message}" if r.message and r.status != "ok" else "")
+        seconds = "" if r.pretrain_seconds is None else duration(r.pretrain_seconds)
         cells = [
             r.run,
             *(r.overrides.get(k, "") for k in keys),
             metric,
+            *(_pct(r.baselines.get(b)) for b in BASELINES),
             str(r.n_seeds or ""),
+            seconds,
             status,
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     return "\n".join(lines) + "\n"
-
-
-def plot(rows: list[SweepRow], keys: list[str], metric_name: str, path: Path) -> None:
-    """sweep.png: the metric against each swept parameter (finished runs only)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    done = [r for r in rows if r.metric is not None]
-    fig = Figure(figsize=(4 * max(1, len(keys)), 3.4))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, max(1, len(keys)), squeeze=False)[0]
-    for ax, key in zip(axes, keys, strict=False):
-        values = [r.overrides.get(key, "") for r in done]
-        try:
-            xs: list[float] = [float(v) for v in values]
-            ticks = None
-        except ValueError:  # categorical: one position per distinct value
-            ticks = sorted(set(values))
-            xs = [float(ticks.index(v)) for v in values]
-        ax.errorbar(
-            xs,
-            [100 * (r.metric or 0) for r in done],
-            yerr=[100 * (r.std or 0) for r in done],
-            fmt="o",
-            capsize=3,
-        )
-        if ticks is not None:
-            ax.set_xticks(range(len(ticks)), ticks)
-        ax.set_xlabel(key)
-        ax.grid(True, alpha=0.3)
-    axes[0].set_ylabel(f"{metric_name} (%)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
 
 
 def report_sweep(
@@ -201,5 +194,7 @@ def report_sweep(
         "rows": [asdict(r) for r in rows],
     }
     (root / "sweep.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    plot(rows, keys, name, root / "sweep.png")
+    from simclr.sweep.plot import plot
+
+    plot(rows, keys, name, root / "sweep.png", representation)
     return rows
