@@ -18,7 +18,14 @@ from pathlib import Path
 
 import torch
 
-from simclr.evaluation.report_schema import Headline, Report, ResultRow, report_to_dict
+from simclr.evaluation.report_schema import (
+    Hardware,
+    Headline,
+    Report,
+    ResultRow,
+    Training,
+    report_to_dict,
+)
 
 LABELS = {
     "simclr": "SimCLR",
@@ -137,6 +144,31 @@ def _notes(report: Report) -> list[str]:
     return out + [f"- {n}" for n in report.notes]
 
 
+def _hardware(h: Hardware) -> str:
+    fmt = "on" if h.channels_last else "off"
+    return f"{h.precision}, channels_last {fmt} ({h.device}; {h.precision_reason}; {h.channels_last_reason})"
+
+
+def _schedule(t: Training) -> str:
+    ran = f"ran {t.steps} steps ({t.epochs:.2f} epochs of {t.steps_per_epoch} steps)"
+    planned = f"planned {t.planned_steps} steps ({t.planned_epochs:.2f} epochs)"
+    if t.max_time is None:
+        return f"{planned}, {ran}"
+    seconds = f" ({t.budget_seconds:.0f} s)" if t.budget_seconds is not None else ""
+    return f"budget `trainer.max_time={t.max_time}`{seconds}; {planned}, {ran}"
+
+
+def _setup_rows(report: Report) -> list[tuple[str, str]]:
+    """The rows on how the encoder was trained and its features extracted (schema 2)."""
+    rows = []
+    if report.training is not None:
+        rows.append(("Pretraining precision", _hardware(report.training.hardware)))
+        rows.append(("Schedule", _schedule(report.training)))
+    if report.features_hardware is not None:
+        rows.append(("Feature extraction", _hardware(report.features_hardware)))
+    return rows
+
+
 def render_markdown(report: Report) -> str:
     """The whole report.md."""
     h = report.headline
@@ -155,8 +187,7 @@ def render_markdown(report: Report) -> str:
         "",
         f"Label subsets (nested, stratified, the same for every row): {_label_counts(report)}. "
         "Hyperparameters are chosen inside each labeled subset; the test split is used "
-        "only to score. At 100% every seed has the same labels, so the spread there is the "
-        "evaluators' own (CV folds, MLP initialisation; kNN has none).",
+        "only to score. Seeds that draw the same labels (all of them at 100%) are fitted once.",
         "",
     ]
     notes = _notes(report)
@@ -174,6 +205,7 @@ def render_markdown(report: Report) -> str:
             f"{d.source}: {d.n_train} train / {d.n_test} test, {len(d.classes)} classes",
         ),
         ("Machine", f"{m.get('cpu')} ({m.get('cpu_count')} cores); GPU: {m.get('gpu')}"),
+        *_setup_rows(report),
         ("Versions", ", ".join(f"{k} {val}" for k, val in v.items())),
         (
             "Wall time",
