@@ -2,7 +2,8 @@
 
 The vote of each of the k most similar labeled examples is exp(similarity / T)
 (the InstDisc / SimCLR kNN monitor). There is nothing to fit: k and T come from
-the config, so no choice can depend on the test split.
+the config, so no choice can depend on the test split. The similarities are
+computed on the GPU when there is one, in chunks of queries.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from simclr.evaluation.probe import FittedProbe
+from simclr.evaluation.probe import FittedProbe, probe_device
 
 
 def knn_predict(
@@ -24,20 +25,24 @@ def knn_predict(
     temperature: float,
     num_classes: int,
     chunk: int = 1024,
+    device: torch.device | str | None = None,
 ) -> np.ndarray:
-    """Class with the largest summed exp(cos / T) over the k nearest train examples."""
-    bank = F.normalize(torch.as_tensor(train_x, dtype=torch.float32), dim=1)
-    labels = torch.as_tensor(train_y, dtype=torch.long)
+    """Class with the largest summed exp(cos / T) over the k nearest train examples.
+
+    Runs on `device` (default: :func:`probe_device`)."""
+    on = torch.device(device) if device is not None else probe_device()
+    bank = F.normalize(torch.as_tensor(train_x, dtype=torch.float32, device=on), dim=1)
+    labels = torch.as_tensor(train_y, dtype=torch.long, device=on)
     k = min(k, len(bank))
     out = []
     for start in range(0, len(query_x), chunk):  # bounded memory for large test splits
-        q = F.normalize(torch.as_tensor(query_x[start : start + chunk], dtype=torch.float32), dim=1)
-        sim, idx = (q @ bank.T).topk(k, dim=1)
-        votes = torch.zeros(len(q), num_classes).scatter_add_(
+        q = torch.as_tensor(query_x[start : start + chunk], dtype=torch.float32, device=on)
+        sim, idx = (F.normalize(q, dim=1) @ bank.T).topk(k, dim=1)
+        votes = torch.zeros(len(q), num_classes, device=on).scatter_add_(
             1, labels[idx], (sim / temperature).exp()
         )
         out.append(votes.argmax(dim=1))
-    return torch.cat(out).numpy()
+    return torch.cat(out).cpu().numpy()
 
 
 def fit_knn(x: np.ndarray, y: np.ndarray, cfg: Any, seed: int) -> FittedProbe:
