@@ -52,6 +52,9 @@ def test_max_time_is_checked_with_the_config(compose_config):
     from simclr.config import validate_config
 
     validate_config(compose_config("trainer.max_time=1h30m"))
+    colons = compose_config("trainer.max_time=00:00:20:00")  # Hydra keeps it a string
+    assert colons.trainer.max_time == "00:00:20:00"
+    validate_config(colons)
     with pytest.raises(ConfigError, match=r"trainer\.max_time='ninety'"):
         validate_config(compose_config("trainer.max_time=ninety"))
 

@@ -81,3 +81,20 @@ def test_markdown_of_a_budgeted_run():
     assert "ran 229 steps (4.98 epochs of 46 steps)" in md
     assert "bf16-mixed, channels_last on (cpu; auto: AMD EPYC runs bf16 natively" in md
     json.dumps(report.training.__dict__, default=str)  # plain data
+
+
+def test_a_real_budget_stops_training_and_last_ckpt_holds_the_plan(labeled_folder, tmp_path):
+    import torch
+
+    run = tmp_path / "run"
+    overrides = [*tiny_run(epochs=100_000, batches=2), "trainer.max_time=6s"]
+    simclr.pretrain([*overrides, f"data.root={labeled_folder}"], run_dir=run)
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    steps = int(ckpt["global_step"])
+    assert 0 < steps < 200_000  # stopped by the clock, not by max_epochs
+    states = ckpt["callbacks"]
+    timer = next(v for k, v in states.items() if k.startswith("Timer"))
+    assert timer["time_elapsed"]["train"] >= 6.0
+    plan = next(v for k, v in states.items() if k.startswith("BudgetSchedule"))
+    if steps >= 25:  # planned once the rate was measured (5 start-up + 10 measured steps)
+        assert abs(plan["total_steps"] - steps) <= max(10, 0.3 * steps), (plan, steps)
