@@ -10,7 +10,7 @@ reads the real ones from torch.
 Where bf16 is native:
 
 * CUDA: `torch.cuda.is_bf16_supported()` (compute capability 8.0 and up).
-* CPU: `torch.cpu.get_capabilities()` (documented since torch 2.8) reports the
+* CPU: `torch.cpu.get_capabilities()` (public, in `torch.cpu.__all__`) reports the
   instruction sets; bf16 dot products are native with AVX512_BF16 or AMX-BF16 on
   x86 and with the BF16 extension (or SVE-BF16) on ARM. oneDNN then runs bf16
   convolutions and matrix products at about twice float32's rate (measured on a

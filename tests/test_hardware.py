@@ -160,3 +160,18 @@ def test_module_puts_a_conv_encoder_in_channels_last_on_the_cpu(compose_config, 
     off = SimCLRModule(compose_config(*args, "encoder.channels_last=false"))
     assert not off.hardware.channels_last
     assert off.encoder.conv1.weight.is_contiguous()
+
+
+def test_the_modules_ntxent_is_float32_under_bf16_autocast(compose_config):
+    from simclr.module import SimCLRModule
+
+    args = ("experiment=none", "encoder=resnet18", "encoder.stem=cifar", "head.hidden_dim=16")
+    module = SimCLRModule(compose_config(*args))
+    x = torch.randn(4, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        z = module.head(module.encoder(module._prepare(torch.cat([x, x.flip(-1)]))))
+        assert z.dtype == torch.bfloat16  # the network ran in bf16
+        loss = module.criterion(*z.chunk(2))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    loss.backward()
+    assert torch.isfinite(module.encoder.conv1.weight.grad).all()
