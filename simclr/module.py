@@ -6,6 +6,8 @@ two views, callbacks do the online probe, `simclr.evaluation` the final report.
 
 from __future__ import annotations
 
+import logging
+import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -14,9 +16,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from simclr.chunked_step import chunked_training_step
 from simclr.errors import SimclrError
+from simclr.hardware import HardwareChoice, choose_for
 from simclr.loss import NTXentLoss
 from simclr.models import build_encoder, build_head, feature_dim
-from simclr.optim import build_optimizer, build_scheduler, global_batch_size
+from simclr.optim import SchedulePlan, build_optimizer, build_planned_scheduler, global_batch_size
+
+log = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(SimclrError):
@@ -45,21 +50,29 @@ class SimCLRModule(pl.LightningModule):
         self.chunk_size = int(self.cfg.loss.get("chunk_size") or 0)
         self.automatic_optimization = not self.chunk_size
         self.skipped_nonfinite = 0
+        self.schedule_plan: SchedulePlan | None = None  # set by configure_optimizers
         # backend=gpu: the loader brings uint8 crops; colour and blur run here, batched.
         self.gpu_augment: torch.nn.Module | None = None
         if self.cfg.augment.get("backend", "cpu") == "gpu":
             from simclr.augment_gpu import GpuViewAugment  # kornia: imported only when used
 
             self.gpu_augment = GpuViewAugment(self.cfg.augment, int(self.cfg.data.image_size))
-        if self.cfg.encoder.channels_last:
+        # Precision and memory format for where the trainer runs (auto: simclr/hardware.py);
+        # build_trainer makes the same precision choice from the same config.
+        self.hardware: HardwareChoice = choose_for(self.cfg, self.encoder)
+        if self.hardware.channels_last:
             self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Encoder features (the representation), without the head."""
         return self.encoder(images)
 
+    def on_fit_start(self) -> None:
+        if self.trainer.is_global_zero:
+            log.info("hardware: %s", self.hardware.describe())
+
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        if self.cfg.encoder.channels_last:
+        if self.hardware.channels_last:
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
@@ -140,9 +153,19 @@ class SimCLRModule(pl.LightningModule):
         model = torch.nn.ModuleDict({"encoder": self.encoder, "head": self.head})
         optimizer = build_optimizer(model, self.cfg.optim, batch)
         total_steps = int(trainer.estimated_stepping_batches)
-        epochs = max(1, int(trainer.max_epochs or 1))
-        steps_per_epoch = max(1, total_steps // epochs)
-        scheduler = build_scheduler(
+        epochs = int(trainer.max_epochs if trainer.max_epochs is not None else -1)  # -1: no limit
+        # Optimizer steps per epoch from the loader itself: total // max_epochs would be
+        # wrong whenever max_steps (or a time budget) ends the run before max_epochs.
+        if trainer.train_dataloader is None:  # max_epochs=-1: Lightning did not load it
+            trainer.fit_loop.setup_data()
+        batches = float(trainer.num_training_batches)
+        accumulate = int(trainer.accumulate_grad_batches)
+        steps_per_epoch = (
+            max(1, math.ceil(batches / accumulate))
+            if math.isfinite(batches)
+            else max(1, total_steps // max(1, epochs))
+        )
+        scheduler, self.schedule_plan = build_planned_scheduler(
             optimizer, self.cfg.optim, steps_per_epoch, epochs, total_steps=total_steps
         )
         return {"optimizer": optimizer, "lr_scheduler": scheduler}

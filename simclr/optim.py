@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -142,6 +143,42 @@ def warmup_constant_factor(step: int, warmup_steps: int) -> float:
     return (step + 1) / warmup_steps if step < warmup_steps else 1.0
 
 
+# Warm-up share of a budget-planned schedule when max_epochs gives none (SimCLR: 10 of 100).
+DEFAULT_WARMUP_SHARE = 0.1
+
+
+@dataclass
+class SchedulePlan:
+    """How many optimizer steps the schedule spans, and how many of them warm up.
+
+    Mutable: a wall-clock budget (simclr/callbacks/budget.py) re-plans `total_steps`
+    while training runs, and the schedule follows, since it reads the plan at every
+    step. The other fields are the config's, for re-planning.
+    """
+
+    total_steps: int
+    warmup_steps: int
+    steps_per_epoch: int  # optimizer steps per epoch (batches / accumulation)
+    warmup_epochs: float
+    warmup_share: float  # warm-up as a share of a planned total: warmup_epochs / max_epochs
+
+    def replan(self, total_steps: int) -> None:
+        """Span `total_steps` instead. Warm-up keeps `warmup_epochs` where that fits the
+        recipe's share of the new total, else becomes that share (so a budget that
+        allows 5 of 100 epochs warms up for 5% of them, not for 10 epochs)."""
+        self.total_steps = max(1, int(total_steps))
+        literal = round(self.warmup_epochs * self.steps_per_epoch)
+        share = round(self.warmup_share * self.total_steps)
+        self.warmup_steps = max(0, min(literal, share, self.total_steps - 1))
+
+
+def planned_factor(step: int, plan: SchedulePlan, schedule: str, final_fraction: float) -> float:
+    """The multiplier of `schedule` (cosine | constant) at `step` under the current `plan`."""
+    if schedule == "cosine":
+        return warmup_cosine_factor(step, plan.total_steps, plan.warmup_steps, final_fraction)
+    return warmup_constant_factor(step, plan.warmup_steps)
+
+
 def build_scheduler(
     optimizer: torch.optim.Optimizer,
     cfg: Any,
@@ -156,6 +193,17 @@ def build_scheduler(
     total. ``total_steps`` overrides ``steps_per_epoch * max_epochs`` (e.g. with
     ``trainer.max_steps``, or Lightning's ``estimated_stepping_batches``).
     """
+    return build_planned_scheduler(optimizer, cfg, steps_per_epoch, max_epochs, total_steps)[0]
+
+
+def build_planned_scheduler(
+    optimizer: torch.optim.Optimizer,
+    cfg: Any,
+    steps_per_epoch: int,
+    max_epochs: int,
+    total_steps: int | None = None,
+) -> tuple[dict[str, Any], SchedulePlan]:
+    """:func:`build_scheduler`, and the :class:`SchedulePlan` its schedule reads."""
     if cfg.schedule not in SCHEDULES:
         raise ConfigError(f"optim.schedule={cfg.schedule!r} is not one of {', '.join(SCHEDULES)}")
     if cfg.warmup_epochs < 0:
@@ -169,16 +217,17 @@ def build_scheduler(
             f"({steps_per_epoch} steps per epoch x {max_epochs} epochs)"
         )
     warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total - 1)
-    if cfg.schedule == "cosine":
-        factor = functools.partial(
-            warmup_cosine_factor,
-            total_steps=total,
-            warmup_steps=warmup,
-            final_fraction=float(cfg.final_lr_fraction),
-        )
-    else:
-        factor = functools.partial(warmup_constant_factor, warmup_steps=warmup)
+    share = float(cfg.warmup_epochs) / max_epochs if max_epochs >= 1 else DEFAULT_WARMUP_SHARE
+    plan = SchedulePlan(total, warmup, steps_per_epoch, float(cfg.warmup_epochs), min(share, 1.0))
+    factor = functools.partial(
+        planned_factor,
+        plan=plan,
+        schedule=str(cfg.schedule),
+        final_fraction=float(cfg.final_lr_fraction),
+    )
     # partial, not a lambda or a callable object: LambdaLR saves (and on resume
     # restores) the __dict__ of callable objects, which would pin a resumed run to the
-    # old length; a partial carries nothing, so the current config always wins.
-    return {"scheduler": LambdaLR(optimizer, lr_lambda=factor), "interval": "step", "frequency": 1}
+    # old length; a partial's arguments are not in its __dict__, so the current config
+    # always wins, and a budget's re-planned length is restored by its callback instead.
+    scheduler = LambdaLR(optimizer, lr_lambda=factor)
+    return {"scheduler": scheduler, "interval": "step", "frequency": 1}, plan

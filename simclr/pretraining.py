@@ -85,7 +85,7 @@ def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Pa
     from simclr.module import SimCLRModule
     from simclr.preemption import exit_on_preemption
     from simclr.resume import ResumePoint, check_resumable
-    from simclr.training import build_callbacks, build_trainer
+    from simclr.training import build_callbacks, build_trainer, training_summary
 
     resume_from = run.last_checkpoint if run.last_checkpoint.exists() else None
     # Read and compare the checkpoint before the data: a mismatch fails in a second.
@@ -134,6 +134,7 @@ def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Pa
         checkpoint_path=run.last_checkpoint,
         pretrain_seconds=pretrain_seconds,
         command=command,
+        training=training_summary(cfg, trainer, module),
     )
     log_report(trainer.loggers, report, trainer.global_step)  # artifacts, metrics: MLflow, W&B
     return report

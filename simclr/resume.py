@@ -53,7 +53,8 @@ SHOULD_MATCH = (
     "trainer.accumulate_grad_batches",
     "trainer.precision",
 )
-NEVER_COMPARED = ("loss.skip_nonfinite",)
+# The memory format changes no weight (and `auto` is resolved per machine).
+NEVER_COMPARED = ("loss.skip_nonfinite", "encoder.channels_last")
 
 
 def _flatten(node: Any, prefix: str) -> dict[str, Any]:

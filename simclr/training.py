@@ -9,6 +9,7 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelChec
 from pytorch_lightning.loggers import Logger
 
 from simclr.best_checkpoint import BestCheckpoint
+from simclr.callbacks.budget import budget_callbacks
 from simclr.callbacks.final_checkpoint import FinalCheckpoint
 from simclr.callbacks.monitors import build_monitors, knn_monitor_enabled
 from simclr.callbacks.online_probe import OnlineLinearProbe
@@ -18,6 +19,7 @@ from simclr.checkpoint_io import AtomicCheckpointIO
 from simclr.chunked_step import ManualGradientClipping
 from simclr.config.validate import logger_names
 from simclr.errors import ConfigError
+from simclr.hardware import choose_precision, device_facts, device_kind
 from simclr.loggers import make_loggers
 from simclr.preemption import PreemptionCheckpoint
 from simclr.resume import EpochSeeding
@@ -84,6 +86,7 @@ def build_callbacks(
     callbacks.append(RunSummary(cfg, str(run.path), n_train, num_classes))
     if cfg.trainer.enable_progress_bar:
         callbacks.append(RunProgressBar())
+    callbacks += budget_callbacks(cfg)  # trainer.max_time: the Timer and the schedule planner
     return callbacks + build_monitors(cfg, num_classes)
 
 
@@ -116,8 +119,10 @@ def build_trainer(
     """Lightning's Trainer with the `trainer` config group's arguments.
 
     Checkpoints are written atomically (:class:`AtomicCheckpointIO`).
+    `trainer.precision=auto` is resolved for the device (simclr/hardware.py).
     """
     t = cfg.trainer
+    precision, _ = choose_precision(t.precision, device_facts(device_kind(t.accelerator)))
     return pl.Trainer(
         default_root_dir=str(run.path),
         max_epochs=int(t.max_epochs),
@@ -126,7 +131,7 @@ def build_trainer(
         devices=t.devices,
         num_nodes=int(t.num_nodes),
         strategy=t.strategy,
-        precision=t.precision,
+        precision=precision,  # type: ignore[arg-type]
         accumulate_grad_batches=int(t.accumulate_grad_batches),
         # Manual optimization (loss.chunk_size) clips in ManualGradientClipping instead.
         gradient_clip_val=None if _chunked(cfg) else t.gradient_clip_val,
@@ -147,3 +152,27 @@ def build_trainer(
         plugins=[AtomicCheckpointIO()],
         num_sanity_val_steps=0,
     )
+
+
+def training_summary(cfg: Any, trainer: pl.Trainer, module: Any) -> dict[str, Any]:
+    """How `trainer` pretrained `module`: its hardware choice (simclr/hardware.py), the
+    budget, and the planned and the taken steps and epochs (the report's `training`)."""
+    import dataclasses
+
+    from simclr.callbacks.budget import find_budget
+
+    plan = getattr(module, "schedule_plan", None)
+    per_epoch = plan.steps_per_epoch if plan is not None else max(1, trainer.num_training_batches)
+    planned = plan.total_steps if plan is not None else int(trainer.estimated_stepping_batches)
+    budget = find_budget(trainer)
+    steps = int(trainer.global_step)
+    return {
+        "hardware": dataclasses.asdict(module.hardware),
+        "max_time": None if cfg.trainer.get("max_time") is None else str(cfg.trainer.max_time),
+        "budget_seconds": budget.budget_seconds if budget is not None else None,
+        "steps_per_epoch": int(per_epoch),
+        "planned_steps": int(planned),
+        "planned_epochs": round(planned / per_epoch, 3),
+        "steps": steps,
+        "epochs": round(steps / per_epoch, 3),
+    }

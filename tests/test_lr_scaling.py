@@ -21,6 +21,8 @@ def optimizer_lr(cfg, devices: int, nodes: int, accumulate: int) -> float:
         accumulate_grad_batches=accumulate,
         estimated_stepping_batches=100,
         max_epochs=10,
+        train_dataloader=object(),  # loaded: configure_optimizers reads the batch count
+        num_training_batches=10,
     )
     setup = module.configure_optimizers()
     lrs = {g["initial_lr"] for g in setup["optimizer"].param_groups}

@@ -65,7 +65,9 @@ class EncoderConfig:
     timm_name: str | None = None  # with arch=timm, any timm model name
     zero_init_residual: bool = False
     sync_batchnorm: bool = False
-    channels_last: bool = False
+    # auto | true | false; auto: true where NHWC is faster (simclr/hardware.py).
+    # `Any`: OmegaConf 2.3 has no Union of a bool and a string.
+    channels_last: Any = "auto"
     compile: bool = False
 
 
@@ -119,12 +121,16 @@ class TrainerConfig:
     devices: Any = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    precision: str = "32-true"
+    # auto: bf16-mixed where bf16 runs natively, else 32-true (simclr/hardware.py)
+    precision: str = "auto"
     accumulate_grad_batches: int = 1
     gradient_clip_val: float | None = None
     deterministic: bool = False
     log_every_n_steps: int = 10
     limit_train_batches: Any = None
+    # Wall-clock budget of pretraining: Lightning's DD:HH:MM:SS, or 20m, 1h30m, 90s, 2d.
+    # The LR schedule is planned to end at the budget (simclr/callbacks/budget.py).
+    max_time: str | None = None
     enable_progress_bar: bool = True
     enable_model_summary: bool = False  # Lightning's layer table; on with -v
     # One name or a list (`trainer.logger=[csv,mlflow]`) of csv | tensorboard | mlflow |

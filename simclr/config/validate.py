@@ -14,7 +14,9 @@ from omegaconf import DictConfig
 
 from simclr.config.relevance import check_relevant
 from simclr.config.schema import DataConfig, EncoderConfig, OptimConfig
+from simclr.duration import parse_duration
 from simclr.errors import ConfigError
+from simclr.hardware import check_hardware_config
 
 DATASETS = ("digits", "cifar10", "cifar100", "stl10", "folder", "stream")
 RESNET_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
@@ -141,6 +143,9 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError(
             f"trainer.accumulate_grad_batches={tr.accumulate_grad_batches} must be >= 1"
         )
+    check_hardware_config(tr.precision, enc.channels_last)
+    if tr.get("max_time") is not None:
+        parse_duration(tr.max_time)
     _check_loggers(tr.logger)
     _choice("trainer.wandb_mode", tr.wandb_mode, WANDB_MODES)
     if str(tr.strategy).lower().startswith("fsdp"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import logging
@@ -18,7 +19,14 @@ from simclr.evaluation.chance import class_counts
 from simclr.evaluation.collect import Collected
 from simclr.evaluation.curves import draw_training_curves
 from simclr.evaluation.protocol import ProtocolResult
-from simclr.evaluation.report_schema import SCHEMA_VERSION, DataInfo, Report, Timing
+from simclr.evaluation.report_schema import (
+    SCHEMA_VERSION,
+    DataInfo,
+    Hardware,
+    Report,
+    Timing,
+    Training,
+)
 from simclr.rundir import RunDir
 
 log = logging.getLogger(__name__)
@@ -40,8 +48,12 @@ def build_report(
     *,
     checkpoint_path: Path | None = None,
     command: str | None = None,
+    training: Training | None = None,
 ) -> Report:
-    """The report of one evaluation: the protocol's rows, the data, the setup."""
+    """The report of one evaluation: the protocol's rows, the data, the setup.
+
+    `training` describes the pretraining that produced the encoder, when this run did it.
+    """
     ev, splits, simclr = cfg.eval, collected.splits, collected.features["simclr"]
     resolved = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(resolved, dict)
@@ -66,6 +78,10 @@ def build_report(
         versions=report.versions(),
         machine=report.machine(),
         timing=timing,
+        training=training,
+        features_hardware=(
+            Hardware(**dataclasses.asdict(collected.hardware)) if collected.hardware else None
+        ),
         headline=report.headline(outcome.results, *headline_choice(ev)),
         results=outcome.results,
         runs=outcome.runs,

@@ -19,6 +19,7 @@ from simclr.data.splits import DataSplits
 from simclr.errors import DataError, OutputError
 from simclr.evaluation.baselines import representations
 from simclr.evaluation.features import FeatureSet, cached_features
+from simclr.hardware import HardwareChoice, choose_for
 from simclr.models.inference import model_device
 
 
@@ -30,6 +31,8 @@ class Collected:
     splits: DataSplits
     transform: Any  # the eval transform the features were extracted under
     features: dict[str, FeatureSet]  # "simclr" first, then the baselines
+    # Precision and memory format the SimCLR features were extracted with (simclr/hardware.py)
+    hardware: HardwareChoice | None = None
 
     @property
     def image_size(self) -> int:
@@ -107,8 +110,11 @@ def collect_features(
     transform = build_eval_transform(cfg.augment, int(data_cfg.image_size))
     device = "cuda" if torch.cuda.is_available() else "cpu"
     features: dict[str, FeatureSet] = {}
+    chosen: dict[str, HardwareChoice] = {}
     for name, (model, model_id) in representations(encoder, cfg, checkpoint_path).items():
         home = model_device(model)
+        # Training's fast path (bf16 autocast, NHWC) where this device has it.
+        chosen[name] = choose_for(cfg, model, device)
         features[name] = cached_features(
             model,
             model_id,
@@ -119,6 +125,7 @@ def collect_features(
             cache_dir or out_dir / "features",
             batch_size=int(cfg.eval.batch_size),
             device=device,
+            hardware=chosen[name],
         )
         model.to(home)  # extraction may have moved it to the GPU
-    return Collected(data_cfg, splits, transform, features)
+    return Collected(data_cfg, splits, transform, features, chosen.get("simclr"))

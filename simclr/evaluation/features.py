@@ -26,6 +26,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from simclr.data.transformed import TransformedDataset
+from simclr.hardware import HardwareChoice
 from simclr.models.inference import encode
 
 log = logging.getLogger(__name__)
@@ -118,8 +119,13 @@ def extract(
     num_workers: int = 0,
     device: torch.device | str = "cpu",
     desc: str = "features",
+    hardware: HardwareChoice | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """`(features float32 (N, D), labels int64 (N,))` of every item, in dataset order."""
+    """`(features float32 (N, D), labels int64 (N,))` of every item, in dataset order.
+
+    With `hardware`, the model runs under its precision's autocast and memory format
+    (simclr/hardware.py), as in training; the features are float32 regardless.
+    """
     loader = DataLoader(
         TransformedDataset(dataset, transform),
         batch_size=batch_size,
@@ -134,7 +140,13 @@ def extract(
             yield batch
 
     batches = tqdm(loader, desc=desc, unit="batch", leave=False)
-    feats = encode(model.to(device), images(batches), device)
+    feats = encode(
+        model.to(device),
+        images(batches),
+        device,
+        autocast=hardware.autocast_dtype if hardware else None,
+        channels_last=hardware.channels_last if hardware else False,
+    )
     return feats.numpy(), torch.cat(labels).numpy().astype(np.int64)
 
 
@@ -149,19 +161,33 @@ def cached_features(
     *,
     batch_size: int,
     device: torch.device | str = "cpu",
+    hardware: HardwareChoice | None = None,
 ) -> FeatureSet:
-    """Features of `splits.train` / `splits.test` for `model`, from `cache_dir` if there."""
-    contents = {
+    """Features of `splits.train` / `splits.test` for `model`, from `cache_dir` if there.
+
+    `hardware` is the precision and memory format to extract with (see `extract`);
+    features extracted in bf16 are not those of float32, so it is part of the key.
+    """
+    contents: dict[str, Any] = {
         "classes": list(getattr(splits, "classes", [])),
         "sizes": [len(splits.train), len(splits.test)],
     }
+    if hardware is not None and hardware.autocast_dtype is not None:
+        contents["autocast"] = str(hardware.autocast_dtype)
     path = cache_dir / f"{name}-{cache_key(model_id, data_cfg, transform, contents)}.npz"
     if path.is_file():
         log.info("features of %s from cache %s", name, path)
         with np.load(path) as z:
             return FeatureSet(z["train_x"], z["train_y"], z["test_x"], z["test_y"])
     workers = int(getattr(data_cfg, "num_workers", 0))
-    run = partial(extract, model, transform=transform, batch_size=batch_size, device=device)
+    run = partial(
+        extract,
+        model,
+        transform=transform,
+        batch_size=batch_size,
+        device=device,
+        hardware=hardware,
+    )
     train_x, train_y = run(splits.train, num_workers=workers, desc=f"{name} train")
     test_x, test_y = run(splits.test, num_workers=workers, desc=f"{name} test")
     cache_dir.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 The vote of each of the k most similar labeled examples is exp(similarity / T)
 (the InstDisc / SimCLR kNN monitor). There is nothing to fit: k and T come from
-the config, so no choice can depend on the test split.
+the config, so no choice can depend on the test split. The similarities are
+computed on the GPU when there is one, in chunks of queries.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from simclr.evaluation.probe import FittedProbe
+from simclr.evaluation.probe import FittedProbe, probe_device
 from simclr.monitoring import knn_vote
 
 
@@ -25,14 +26,16 @@ def knn_predict(
     temperature: float,
     num_classes: int,
     chunk: int = 1024,
+    device: torch.device | str | None = None,
 ) -> np.ndarray:
     """Class with the largest summed exp(cos / T) over the k nearest train examples
-    (:func:`simclr.monitoring.knn_vote`, the rule the online kNN monitor uses too)."""
-    as_t = partial(torch.as_tensor, dtype=torch.float32)
-    pred = knn_vote(
-        as_t(train_x), torch.as_tensor(train_y), as_t(query_x), k, temperature, num_classes, chunk
-    )
-    return pred.numpy()
+    (:func:`simclr.monitoring.knn_vote`, the rule the online kNN monitor uses too), on
+    `device` (default: :func:`probe_device`)."""
+    on = torch.device(device) if device is not None else probe_device()
+    as_t = partial(torch.as_tensor, dtype=torch.float32, device=on)
+    labels = torch.as_tensor(train_y, device=on)
+    pred = knn_vote(as_t(train_x), labels, as_t(query_x), k, temperature, num_classes, chunk)
+    return pred.cpu().numpy()
 
 
 def fit_knn(x: np.ndarray, y: np.ndarray, cfg: Any, seed: int) -> FittedProbe:

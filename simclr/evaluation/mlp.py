@@ -5,6 +5,8 @@ the labeled subset (lowest hold-out cross-entropy, `patience` epochs without
 improvement ends the search); the probe is then retrained on the whole subset for
 that many epochs, so the hold-out labels are not wasted. A subset with a class of
 one example has no hold-out: the probe trains for `epochs` epochs, and says so.
+It trains on the GPU when there is one (full batch: a 10k x 512 subset is a few
+milliseconds an epoch there, seconds on one CPU thread).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from simclr.evaluation.probe import FittedProbe
+from simclr.evaluation.probe import FittedProbe, probe_device
 
 
 def holdout_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -50,7 +52,7 @@ def _train(
     holdout: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, int]:
     """Train full batch; with `holdout`, stop early and return the best epoch count."""
-    model = _new_mlp(x.shape[1], int(cfg.hidden_dim), classes, seed)
+    model = _new_mlp(x.shape[1], int(cfg.hidden_dim), classes, seed).to(x.device)
     opt = torch.optim.AdamW(
         model.parameters(), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay)
     )
@@ -76,29 +78,29 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, cfg: Any, seed: int) -> FittedProbe:
     """Fit the MLP probe described by `cfg` (an `eval.mlp` node) on `(x, y)`."""
     classes = int(np.max(y)) + 1
     epochs, notes = int(cfg.epochs), []
+    device = probe_device()
+
+    def tensor(a: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.as_tensor(a, dtype=dtype, device=device)
+
     fit_idx, held_idx = holdout_split(y, float(cfg.holdout_fraction), seed)
     if len(held_idx) > 0:
         scaler = StandardScaler().fit(x[fit_idx])
-        xf = torch.as_tensor(scaler.transform(x[fit_idx]), dtype=torch.float32)
-        xh = torch.as_tensor(scaler.transform(x[held_idx]), dtype=torch.float32)
-        held = (xh, torch.as_tensor(y[held_idx]))
-        _, epochs = _train(xf, torch.as_tensor(y[fit_idx]), cfg, classes, seed, epochs, held)
+        xf, xh = tensor(scaler.transform(x[fit_idx])), tensor(scaler.transform(x[held_idx]))
+        held = (xh, tensor(y[held_idx], torch.long))
+        yf = tensor(y[fit_idx], torch.long)
+        _, epochs = _train(xf, yf, cfg, classes, seed, epochs, held)
     else:
         notes.append(f"no early stopping: too few labels for a hold-out, trained {epochs} epochs")
     scaler = StandardScaler().fit(x)
     model, _ = _train(
-        torch.as_tensor(scaler.transform(x), dtype=torch.float32),
-        torch.as_tensor(y),
-        cfg,
-        classes,
-        seed,
-        epochs,
+        tensor(scaler.transform(x)), tensor(y, torch.long), cfg, classes, seed, epochs
     )
     model.eval()
 
     def predict(q: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            logits = model(torch.as_tensor(scaler.transform(q), dtype=torch.float32))
-        return logits.argmax(dim=1).numpy()
+            logits = model(tensor(scaler.transform(q)))
+        return logits.argmax(dim=1).cpu().numpy()
 
     return FittedProbe(predict=predict, chosen={"epochs": epochs}, notes=notes)

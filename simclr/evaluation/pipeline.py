@@ -16,7 +16,7 @@ from torch import nn
 from simclr.evaluation.assemble import build_report, write_report
 from simclr.evaluation.collect import collect_features
 from simclr.evaluation.protocol import run_protocol
-from simclr.evaluation.report_schema import Timing, load_report
+from simclr.evaluation.report_schema import Timing, as_training, load_report
 
 
 def evaluate_encoder(
@@ -29,6 +29,7 @@ def evaluate_encoder(
     command: str | None = None,
     cache_dir: Path | None = None,
     earlier_data: tuple[dict[str, Any], Path] | None = None,
+    training: dict[str, Any] | None = None,
 ) -> Path:
     """Run `cfg.eval` on the frozen encoder; write report.md/json and plots into out_dir;
     return the report.md path.
@@ -36,6 +37,9 @@ def evaluate_encoder(
     `earlier_data` is `(report["data"], report.json path)` of an earlier evaluation:
     if it read the same source but saw other classes, the data changed under the
     same root, and the evaluation is refused before any work.
+
+    `training` says how this run pretrained the encoder (`simclr.training.training_summary`;
+    the report's `training`).
 
     `cfg` is the full run config. Features are cached under `cache_dir` (default
     `out_dir/features`). The encoder is not modified (it is put in eval mode only
@@ -58,7 +62,13 @@ def evaluate_encoder(
         pretrain_seconds, features_seconds, probes_seconds, time.perf_counter() - started
     )
     rep = build_report(
-        cfg, collected, outcome, timing, checkpoint_path=checkpoint_path, command=command
+        cfg,
+        collected,
+        outcome,
+        timing,
+        checkpoint_path=checkpoint_path,
+        command=command,
+        training=as_training(training) if training is not None else None,
     )
     return write_report(rep, collected, str(cfg.eval.embedding_method), out_dir, started)
 

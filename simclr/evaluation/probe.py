@@ -42,6 +42,11 @@ def min_class_count(y: np.ndarray) -> int:
     return int(np.bincount(np.unique(y, return_inverse=True)[1]).min())
 
 
+def probe_device() -> torch.device:
+    """Where the torch probes (MLP, kNN) run: the first GPU when there is one."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 @contextlib.contextmanager
 def single_threaded() -> Iterator[None]:
     """BLAS, OpenMP and torch on one thread while probes fit.

@@ -4,6 +4,8 @@ For a given seed every representation and evaluator sees the same nested label
 subsets (they depend on the train labels and the seed only), so differences
 between rows of the report are differences between representations, not draws.
 Evaluators are fitted on the subset alone and scored on the test split after.
+A subset that an earlier seed drew already (every seed's, at 100%) is not fitted
+again: `n_seeds` in the report counts distinct subsets (see `distinct_seeds`).
 """
 
 from __future__ import annotations
@@ -57,6 +59,49 @@ def subsets_by_seed(
     return {seed: nested_subsets(train_y, fractions, seed) for seed in range(n_seeds)}
 
 
+def distinct_seeds(
+    subsets: Mapping[int, Mapping[float, np.ndarray]], fraction: float, n_seeds: int
+) -> tuple[list[int], str | None]:
+    """The seeds among 0..n_seeds-1 whose subset at `fraction` no earlier seed drew,
+    and a note when some were dropped.
+
+    A subset every seed draws alike (all of them at 100%; at any fraction when each
+    class has one example) would be fitted again on the very same labels: that
+    repeats the evaluator's own randomness (CV folds, MLP initialisation), not the
+    label draw the seeds stand for, so it is fitted once and counted once.
+    """
+    seen: set[bytes] = set()
+    kept = []
+    for seed in range(n_seeds):
+        key = np.asarray(subsets[seed][fraction]).tobytes()
+        if key not in seen:
+            seen.add(key)
+            kept.append(seed)
+    if len(kept) == n_seeds:
+        return kept, None
+    if len(kept) == 1:
+        return kept, f"all {n_seeds} seeds draw the same labels: fitted once"
+    return (
+        kept,
+        f"{n_seeds - len(kept)} of {n_seeds} seeds drew an earlier seed's labels: not refitted",
+    )
+
+
+def _note_folded(
+    notes: dict[Cell, set[str]] | None,
+    seeds: Mapping[float, tuple[list[int], str | None]],
+    pairs: Iterable[tuple[str, str]],
+) -> None:
+    """Add each fraction's `distinct_seeds` note to the cells of every (representation,
+    evaluator) pair."""
+    if notes is None:
+        return
+    for rep, evaluator in pairs:
+        for f, (_, note) in seeds.items():
+            if note:
+                notes.setdefault((rep, evaluator, f), set()).add(note)
+
+
 def run_feature_probes(
     features: Mapping[str, FeatureSet],
     ev: Any,
@@ -74,13 +119,15 @@ def run_feature_probes(
             raise ValueError(f"representation {name!r} has other train labels than {names[0]!r}")
     plan = fraction_plan(ev)
     subsets = subsets_by_seed(train_y, plan)
+    seeds = {f: distinct_seeds(subsets, f, n_seeds) for f, n_seeds in plan}
     jobs = [
         (rep, evaluator, f, seed)
-        for f, n_seeds in plan
-        for seed in range(n_seeds)
+        for f, _ in plan
+        for seed in seeds[f][0]
         for evaluator in evaluators
         for rep in names
     ]
+    _note_folded(notes, seeds, [(rep, e) for e in evaluators for rep in names])
     results = []
     for rep, evaluator, f, seed in tqdm(jobs, desc="probes", unit="fit", leave=False):
         fs, idx = features[rep], subsets[seed][f]
@@ -125,6 +172,7 @@ def run_finetune(
     image_size: int,
     eval_transform: Any,
     num_workers: int = 0,
+    notes: dict[Cell, set[str]] | None = None,
 ) -> list[SeedRun]:
     """Fine-tune each `name: (encoder, pretrained)` on the fine-tuning fractions' subsets.
 
@@ -138,7 +186,9 @@ def run_finetune(
         return []
     subsets = subsets_by_seed(train_y, plan)
     num_classes = int(max(train_y.max(), test_y.max())) + 1
-    jobs = [(name, f, seed) for f, n in plan for seed in range(n) for name in encoders]
+    seeds = {f: distinct_seeds(subsets, f, n) for f, n in plan}
+    _note_folded(notes, seeds, [(name, "finetune") for name in encoders])
+    jobs = [(name, f, seed) for f, _ in plan for seed in seeds[f][0] for name in encoders]
     results = []
     for name, f, seed in tqdm(jobs, desc="finetune", unit="run", leave=False):
         encoder, pretrained = encoders[name]
@@ -185,6 +235,7 @@ def run_protocol(encoder: nn.Module, cfg: Any, collected: Collected) -> Protocol
             collected.image_size,
             collected.transform,
             int(getattr(collected.data_cfg, "num_workers", 0)),
+            cell_notes,
         )
     elif "supervised" in ev.baselines:
         notes.append("supervised baseline skipped: it needs the finetune evaluator")

@@ -20,6 +20,7 @@ import torch
 
 from simclr.evaluation.chance import chance_levels
 from simclr.evaluation.report_schema import Headline, Report, ResultRow, report_to_dict
+from simclr.evaluation.setup_rows import setup_rows
 from simclr.evaluation.wording import (
     duration,
     figure_captions,
@@ -214,7 +215,8 @@ def render_markdown(report: Report, figures: Mapping[str, str] | None = None) ->
         "",
         f"Label subsets (nested, stratified, the same for every row): {_label_counts(report)}. "
         "Hyperparameters are chosen inside each labeled subset; the test split is used "
-        f"only to score.{spread_at_full} Chance: a uniform guess"
+        "only to score. Seeds that draw the same labels (all of them at 100%) are fitted once."
+        f"{spread_at_full} Chance: a uniform guess"
         + (
             "; majority class: always answering the train split's most frequent class."
             if chance_levels(d).majority_differs
@@ -238,6 +240,7 @@ def render_markdown(report: Report, figures: Mapping[str, str] | None = None) ->
             f"{d.source}: {d.n_train} train / {d.n_test} test, {len(d.classes)} classes",
         ),
         ("Machine", f"{m.get('cpu')} ({m.get('cpu_count')} cores); GPU: {m.get('gpu')}"),
+        *setup_rows(report),
         ("Versions", ", ".join(f"{k} {val}" for k, val in v.items())),
         (
             "Wall time",

@@ -17,9 +17,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from simclr.errors import OutputError
 
-SCHEMA_VERSION = 2
-# Versions `load_report` reads: version 1 lacks the class counts (they read as None).
-READABLE_VERSIONS = (1, 2)
+SCHEMA_VERSION = 3  # 2: class counts; 3: `training` and `features_hardware`
+# Versions `load_report` reads: version 1 lacks the class counts (they read as None),
+# versions 1-2 lack `training` and `features_hardware` (None).
+READABLE_VERSIONS = (1, 2, 3)
 
 
 @dataclass
@@ -88,6 +89,31 @@ class Timing:
 
 
 @dataclass
+class Hardware:
+    """Precision and memory format chosen for a device, and why (simclr/hardware.py)."""
+
+    device: str = MISSING  # cpu | cuda | ...
+    precision: str = MISSING  # Lightning's name: 32-true | bf16-mixed | ...
+    precision_reason: str = MISSING
+    channels_last: bool = MISSING
+    channels_last_reason: str = MISSING
+
+
+@dataclass
+class Training:
+    """How this run pretrained the encoder: hardware choices, budget and schedule."""
+
+    hardware: Hardware = field(default_factory=Hardware)
+    max_time: str | None = None  # trainer.max_time as given; None without a budget
+    budget_seconds: float | None = None
+    steps_per_epoch: int = MISSING  # optimizer steps
+    planned_steps: int = MISSING  # the schedule's length (re-planned under a budget)
+    planned_epochs: float = MISSING
+    steps: int = MISSING  # optimizer steps taken (a resumed run counts its earlier ones)
+    epochs: float = MISSING  # steps / steps_per_epoch
+
+
+@dataclass
 class Report:
     """Everything in report.json."""
 
@@ -103,6 +129,8 @@ class Report:
     versions: dict[str, str] = field(default_factory=dict)
     machine: dict[str, str] = field(default_factory=dict)
     timing: Timing = field(default_factory=Timing)
+    training: Training | None = None  # None when the encoder was not trained by this run
+    features_hardware: Hardware | None = None  # how the SimCLR features were extracted
     headline: Headline = field(default_factory=Headline)
     results: list[ResultRow] = field(default_factory=list)
     runs: list[SeedRun] = field(default_factory=list)
@@ -129,6 +157,13 @@ def validate_report(data: dict[str, Any], source: str = "report.json") -> Report
         raise OutputError(f"{source}: does not match the report schema: {first}") from None
     assert isinstance(report, Report)
     return report
+
+
+def as_training(data: dict[str, Any]) -> Training:
+    """`data` (as `simclr.training.training_summary` gives it) checked into a `Training`."""
+    training = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Training), data))
+    assert isinstance(training, Training)
+    return training
 
 
 def load_report(path: Path) -> Report:

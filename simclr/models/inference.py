@@ -7,6 +7,7 @@ dropout is off) under `torch.inference_mode`, the model's own mode restored afte
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +22,12 @@ def model_device(model: nn.Module) -> torch.device:
 
 
 def encode(
-    model: nn.Module, loader: Iterable[Any], device: torch.device | str | None = None
+    model: nn.Module,
+    loader: Iterable[Any],
+    device: torch.device | str | None = None,
+    *,
+    autocast: torch.dtype | None = None,
+    channels_last: bool = False,
 ) -> torch.Tensor:
     """`model` applied to every batch of `loader`, concatenated: float32, on the CPU.
 
@@ -29,16 +35,29 @@ def encode(
     indices after it are ignored: wrap the loader to keep them). Inputs go to
     `device`, by default the model's; the model itself is not moved. An empty
     loader gives a (0, 0) tensor.
+
+    The fast path of training (simclr/hardware.py) is there for feature extraction:
+    `autocast` runs the model under autocast to that dtype (e.g. bfloat16), and
+    `channels_last` hands it NHWC images (convolutions then run and return NHWC; the
+    weights are not touched). The output is float32 either way.
     """
     run_on = torch.device(device) if device is not None else model_device(model)
     was_training = model.training
     model.eval()
     outputs: list[torch.Tensor] = []
+    mixed = (
+        torch.autocast(run_on.type, dtype=autocast)
+        if autocast is not None
+        else contextlib.nullcontext()
+    )
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), mixed:
             for batch in loader:
                 inputs = batch[0] if isinstance(batch, (tuple, list)) else batch
-                outputs.append(model(inputs.to(run_on)).float().cpu())
+                inputs = inputs.to(run_on)
+                if channels_last and inputs.ndim == 4:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+                outputs.append(model(inputs).float().cpu())
     finally:
         model.train(was_training)
     return torch.cat(outputs) if outputs else torch.zeros(0, 0)
