@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "simclr"
 # or from another unit of its own layer.
 LAYERS: list[tuple[str, ...]] = [
     ("errors", "rundir", "file_modes"),
+    ("duration", "hardware"),
     ("checkpoint_file", "config", "runlock"),
     ("distributed",),
     ("loss", "optim", "augment", "models", "gradcache", "distillation", "monitoring", "recipe"),
