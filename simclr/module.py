@@ -72,7 +72,7 @@ class SimCLRModule(pl.LightningModule):
             log.info("hardware: %s", self.hardware.describe())
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
-        if self.hardware.channels_last:
+        if self.hardware.channels_last and images.dim() == 4:  # the format exists for NCHW only
             return images.contiguous(memory_format=torch.channels_last)
         return images
 

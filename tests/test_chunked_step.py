@@ -43,6 +43,7 @@ def tiny_module(compose_config, chunk_size: int, *overrides: str) -> SimCLRModul
         "experiment=none",
         "encoder=timm",
         "encoder.timm_name=test_resnet",
+        "encoder.channels_last=false",  # the encoder is swapped for an MLP below
         "head.batch_norm=false",
         "optim.name=sgd",
         "optim.lr=0.5",
