@@ -11,6 +11,16 @@ import sys
 
 from simclr.console.errors import run_command
 
+EPILOG = """\
+examples:
+  simclr-export outputs/2026-11-23/10-00-00 encoder.safetensors
+  simclr-export outputs/2026-11-23/10-00-00 encoder.onnx       # or encoder.pt (TorchScript)
+  simclr-export RUN/checkpoints/best.ckpt encoder_and_head.safetensors --with-head
+  simclr-export resnet50.pth resnet50.safetensors --arch resnet50
+
+outputs: DEST only, written atomically; an existing DEST is refused unless --force.
+docs: docs/hub.md
+"""
 PROGRAM = "simclr-export"
 
 
@@ -21,6 +31,8 @@ def cli(argv: list[str] | None = None) -> int:
         description="Export a pretrained encoder: DEST.safetensors (weights, metadata as "
         "JSON in the header), DEST.onnx or DEST.pt (TorchScript), both traced with a "
         "dynamic batch axis and the preprocessing and provenance as metadata.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
         "source", help="run directory, .ckpt, .safetensors, or a torchvision/lightly/timm file"

@@ -17,6 +17,15 @@ from collections.abc import Sequence
 from simclr.console.errors import run_command
 from simclr.errors import ConfigError
 
+EPILOG = """\
+examples:
+  simclr-prepare ~/images /data/shards              # then: data=stream data.root=/data/shards
+  simclr-prepare ~/images s3://bucket/shards --workers 16
+  simclr-prepare ~/images /data/shards --force      # replace existing shards
+
+outputs: DEST/{train,test,unlabeled}/ shards and DEST/simclr_shards.json.
+docs: docs/distributed.md ("Data at scale")
+"""
 PROGRAM = "simclr-prepare"
 
 
@@ -26,6 +35,8 @@ def parser() -> argparse.ArgumentParser:
         prog=PROGRAM,
         description="Write an image folder (train/<class>/*, test/<class>/*, or flat) as "
         "LitData shards for data=stream.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("src", metavar="SRC", help="the image folder")
     p.add_argument("dest", metavar="DEST", help="a new directory, or an s3:// / gs:// URI")

@@ -19,12 +19,25 @@ from pathlib import Path
 
 from simclr.console.errors import run_command
 
+EPILOG = """\
+examples:
+  simclr-report multirun/2026-11-23/10-00-00
+  simclr-report multirun/2026-11-23/10-00-00 --evaluator knn --fraction 0.01
+
+outputs: sweep.md, sweep.csv, sweep.json and sweep.png inside DIR.
+docs: README.md ("Sweep") and docs/report-schema.md
+"""
 PROGRAM = "simclr-report"
 
 
 def cli(argv: list[str] | None = None) -> int:
     """Console entry point of `simclr-report`."""
-    parser = argparse.ArgumentParser(prog=PROGRAM, description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog=PROGRAM,
+        description=__doc__.split("\n\n")[0],
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("directory", type=Path, help="a Hydra multirun directory")
     parser.add_argument("--evaluator", default="linear", help="linear | mlp | knn | finetune")
     parser.add_argument("--fraction", type=float, default=0.1, help="label fraction (default 0.1)")

@@ -50,9 +50,11 @@ class SimCLRDataModule(pl.LightningDataModule):
         self.pretrain_set = self.splits.pretraining_set()
         n, batch = len(self.pretrain_set), int(data_cfg.batch_size)  # type: ignore[arg-type]
         if data_cfg.drop_last and n < batch:
+            fits = 1 << max(1, (n // 2).bit_length() - 1)  # a power of two, >= 2 steps an epoch
             raise DataError(
                 f"{self.splits.source}: {n} images is fewer than one batch "
-                f"(data.batch_size={batch}) with data.drop_last=true"
+                f"(data.batch_size={batch}) with data.drop_last=true; pass "
+                f"data.batch_size={fits} (or smaller)"
             )
 
     @property
