@@ -32,7 +32,8 @@ STEMS = ("imagenet", "cifar", STEM_NO_MAXPOOL)
 
 def default_config() -> dict[str, Any]:
     """Every RunConfig key with its default, as a plain dict."""
-    return OmegaConf.to_container(OmegaConf.structured(RunConfig), resolve=True)  # type: ignore[return-value]
+    plain = OmegaConf.to_container(OmegaConf.structured(RunConfig), resolve=True, enum_to_str=True)
+    return plain  # type: ignore[return-value]
 
 
 def merged_config(saved: dict[str, Any]) -> Any:
@@ -149,7 +150,7 @@ def from_simclr_checkpoint(path: Path, ckpt: dict[str, Any]) -> EncoderWeights:
         raise CheckpointError(
             f"{path}: no hyper_parameters['config']; expected a simclr checkpoint"
         )
-    config = OmegaConf.to_container(merged_config(saved), resolve=True)
+    config = OmegaConf.to_container(merged_config(saved), resolve=True, enum_to_str=True)
     assert isinstance(config, dict)
     encoder: dict[str, torch.Tensor] = {}
     head: dict[str, torch.Tensor] = {}
