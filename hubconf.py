@@ -3,10 +3,15 @@
     encoder = torch.hub.load(repo_dir, "simclr_resnet50", source="local",
                              weights="resnet50_simclr.safetensors")
 
+    encoder = torch.hub.load(repo_dir, "simclr_timm", source="local",
+                             name="convnext_tiny", weights="checkpoint.pth.tar")
+
 `weights` is a file written by `simclr-export` (a run directory or `.ckpt` works
-too); without it the encoder is randomly initialised. The encoder is a
-torchvision ResNet with `fc` = identity, carrying `.transform` and `.meta` when
-loaded from weights. A file holding another depth or stem is refused.
+too, and so do a plain torchvision ResNet state dict, a lightly backbone or a timm
+checkpoint, see docs/hub.md); without it the encoder is randomly initialised. The
+encoder is a torchvision ResNet with `fc` = identity (or a timm backbone without
+its classifier), carrying `.transform` and `.meta` when loaded from weights. A file
+holding another depth, stem or timm model is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-dependencies = ["torch", "torchvision", "safetensors", "omegaconf"]
+dependencies = ["torch", "torchvision", "safetensors", "omegaconf", "timm"]
 
 
 def _encoder(arch: str, weights: str | Path | None, stem: str | None, with_head: bool) -> Any:
@@ -61,3 +66,17 @@ def simclr_resnet152(
 ) -> Any:
     """SimCLR ResNet-152 encoder (2048-d features)."""
     return _encoder("resnet152", weights, stem, with_head)
+
+
+def simclr_timm(name: str, weights: str | Path | None = None, with_head: bool = False) -> Any:
+    """A timm backbone `name` returning pooled features (no classifier), from a
+    simclr run with `encoder=timm` or a timm checkpoint of that model."""
+    from simclr.hub import load_encoder
+    from simclr.hub.foreign import TIMM_PREFIX
+    from simclr.models.encoder import build_timm
+
+    if weights is None:
+        if with_head:
+            raise ValueError("with_head=True needs weights=")
+        return build_timm(name)
+    return load_encoder(weights, arch=f"{TIMM_PREFIX}{name}", with_head=with_head)

@@ -145,8 +145,8 @@ def probe_all(
     """Features of every encoder, then the same linear probe on the same label subsets."""
     from simclr.config.schema import EvalConfig
     from simclr.data.folder import folder_splits
-    from simclr.evaluate.features import FeatureSet, extract
-    from simclr.evaluate.protocol import run_feature_probes, summarise
+    from simclr.evaluation.features import FeatureSet, extract
+    from simclr.evaluation.protocol import run_feature_probes, summarise
 
     splits = folder_splits(str(data))
     features = {}
@@ -184,7 +184,7 @@ def main() -> None:
                 *(PEERS if args.peers and not digits else [])]  # fmt: skip
     runs = train_all(toolkits, data, digits, args)
 
-    from simclr.evaluate.features import RawPixels
+    from simclr.evaluation.features import RawPixels
     from simclr.models.encoder import build_resnet
 
     norms = {"ours": (DIGITS_MEAN, DIGITS_STD) if digits else (CIFAR10_MEAN, CIFAR10_STD),

@@ -141,6 +141,7 @@ def end_to_end(cfg: Any, args: argparse.Namespace, steps: int) -> dict[str, Any]
 
     from simclr.data.datamodule import SimCLRDataModule
     from simclr.module import SimCLRModule
+    from simclr.rundir import RunDir
     from simclr.training import build_trainer
 
     torch.manual_seed(0)
@@ -150,7 +151,7 @@ def end_to_end(cfg: Any, args: argparse.Namespace, steps: int) -> dict[str, Any]
     timer = StepTimer(args.batch, args.warmup)
     with_steps = cfg.copy()
     with_steps.trainer.max_steps = args.warmup + steps
-    trainer = build_trainer(with_steps, WORK_DIR / "b5_run", [timer])
+    trainer = build_trainer(with_steps, RunDir(WORK_DIR / "b5_run"), [timer])
     # No checkpoint writes at the epoch ends of a 2-epoch benchmark (a real epoch is
     # thousands of steps, where one write does not show).
     trainer.callbacks = [c for c in trainer.callbacks if not isinstance(c, ModelCheckpoint)]

@@ -4,7 +4,7 @@
     python benchmarks/ours_train.py model --steps N -- OVERRIDES...
     python benchmarks/ours_train.py loader --steps N -- OVERRIDES...
 
-`pretrain` runs `simclr.pretrain.pretrain(cfg)` itself, the code path of
+`pretrain` runs `simclr.pretraining.pretrain_run(cfg, run)` itself, the code path of
 `simclr-pretrain` (validation, DataModule, module, checkpointing, Trainer), with a
 step timer (and, given --budget-s, Lightning's Timer) added to its callbacks.
 `model` times the same SimCLRModule and optimizer on two views already in memory:
@@ -15,7 +15,6 @@ train DataLoader alone (decode and two views in its workers), no model.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from datetime import timedelta
@@ -40,7 +39,8 @@ def compose_config(overrides: list[str]) -> Any:
 
 def run_pretrain(cfg: Any, out: Path, warmup: int, budget_s: float | None) -> dict[str, Any]:
     import simclr.training as training
-    from simclr.pretrain import pretrain
+    from simclr.pretraining import pretrain_run
+    from simclr.rundir import RunDir
 
     timer = StepTimer(int(cfg.data.batch_size), warmup)
     extra: list[Any] = [timer]
@@ -55,16 +55,15 @@ def run_pretrain(cfg: Any, out: Path, warmup: int, budget_s: float | None) -> di
 
     training.build_callbacks = with_timers  # type: ignore[assignment]
     out.mkdir(parents=True, exist_ok=True)
-    os.chdir(out)  # outside Hydra, pretrain() writes its run into the working directory
     with TreeMemorySampler() as memory:
         started = time.perf_counter()
-        pretrain(cfg)
+        pretrain_run(cfg, RunDir(out))
         wall = time.perf_counter() - started
     return {
         **timer.result(),
         "wall_seconds": round(wall, 2),
         "peak_tree_pss_mib": round(memory.peak_mib, 1),
-        "checkpoint": str(out / "checkpoints" / "last.ckpt"),
+        "checkpoint": str(RunDir(out).last_checkpoint),
     }
 
 

@@ -10,6 +10,10 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
+    "pretrain": "simclr.api",
+    "evaluate": "simclr.api",
+    "RunResult": "simclr.api",
+    "SimclrError": "simclr.errors",
     "load_encoder": "simclr.hub",
     "embed": "simclr.hub",
     "nt_xent": "simclr.loss",

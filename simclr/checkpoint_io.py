@@ -25,6 +25,7 @@ import torch
 from lightning_fabric.utilities.types import _PATH
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 
+from simclr.checkpoint_file import read_checkpoint, sniff
 from simclr.errors import CheckpointError, OutputError
 
 TEMP_SUFFIX = ".tmp"
@@ -111,10 +112,8 @@ def read_training_checkpoint(path: Path) -> dict[str, Any]:
     Named errors: no such file, empty, not a checkpoint at all, truncated or damaged,
     and "refused" for one that needs code to unpickle (which never runs).
     """
-    from simclr.hub import sources
-
     if not path.is_file():
         raise CheckpointError(f"{path}: no such file; expected a Lightning .ckpt")
-    if sources.sniff(path) != "ckpt":
+    if sniff(path) != "ckpt":
         raise CheckpointError(f"{path}: a safetensors export, not a training checkpoint")
-    return sources.read_checkpoint(path)
+    return read_checkpoint(path)

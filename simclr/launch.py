@@ -31,8 +31,9 @@ from typing import Any
 import torch.distributed as dist
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import OmegaConf, open_dict, read_write
+from omegaconf import open_dict, read_write
 
+from simclr.config.resolvers import external_rank
 from simclr.errors import ConfigError
 
 # What Lightning's subprocess launcher writes into the launching process's environment.
@@ -51,42 +52,6 @@ SWEEP_ONLY = (
     "hydra.job.num",
     "hydra.job.id",
 )
-
-
-def external_rank(env: Mapping[str, str] = os.environ) -> int | None:
-    """Global rank when torchrun or SLURM (several tasks) started this process, else None."""
-    if "TORCHELASTIC_RUN_ID" in env and "RANK" in env:
-        return int(env["RANK"])
-    if int(env.get("SLURM_NTASKS", "1")) > 1 and "SLURM_PROCID" in env:
-        return int(env["SLURM_PROCID"])
-    return None
-
-
-def launched_as_rank_zero(env: Mapping[str, str] = os.environ) -> bool:
-    """False in a process some launcher started as a rank other than global rank 0.
-
-    Read from the environment, so it is known before Hydra sets up the run: torchrun's
-    RANK, SLURM's SLURM_PROCID, or Lightning's LOCAL_RANK/NODE_RANK for its children.
-    """
-    rank = external_rank(env)
-    if rank is not None:
-        return rank == 0
-    return int(env.get("LOCAL_RANK", "0")) == 0 and int(env.get("NODE_RANK", "0")) == 0
-
-
-def rank_zero_only(value: Any) -> Any:
-    """Resolver ``${simclr_rank_zero:X}``: X on global rank 0, null on the other ranks.
-
-    conf/config.yaml sets ``hydra.output_subdir: ${simclr_rank_zero:.hydra}``, so only
-    rank 0 writes ``.hydra/``, whoever started the ranks (SLURM tasks of the submitit
-    launcher run the Hydra job without going through our command line).
-    """
-    return value if launched_as_rank_zero() else None
-
-
-def register_resolvers() -> None:
-    """Register the OmegaConf resolvers our configs use (idempotent)."""
-    OmegaConf.register_new_resolver("simclr_rank_zero", rank_zero_only, replace=True)
 
 
 def launch_tag(env: Mapping[str, str] = os.environ) -> str:

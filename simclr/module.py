@@ -1,7 +1,7 @@
 """The SimCLR LightningModule: encoder -> head -> NT-Xent, and the optimizer set-up.
 
 It holds no data, augmentation or evaluation code: the DataModule brings the
-two views, callbacks do the online probe, `simclr.evaluate` the final report.
+two views, callbacks do the online probe, `simclr.evaluation` the final report.
 """
 
 from __future__ import annotations

@@ -33,6 +33,7 @@ from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
 from simclr.data.epochs import reseed_globals
 from simclr.errors import CheckpointError
+from simclr.rundir import CHECKPOINT_SUFFIX, LAST
 
 # Config keys that must be equal to resume: they shape the weights and optimizer
 # state in the checkpoint, which would not load into anything else.
@@ -148,7 +149,7 @@ def last_good_checkpoint(trainer: pl.Trainer | None) -> str:
     callback = getattr(trainer, "checkpoint_callback", None) if trainer is not None else None
     for candidate in (
         getattr(callback, "last_model_path", ""),
-        os.path.join(str(getattr(callback, "dirpath", "") or ""), "last.ckpt"),
+        os.path.join(str(getattr(callback, "dirpath", "") or ""), LAST + CHECKPOINT_SUFFIX),
     ):
         if candidate and os.path.isfile(candidate):
             return candidate

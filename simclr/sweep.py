@@ -1,7 +1,4 @@
-"""`simclr-report DIR`: one table over the runs of a Hydra multirun directory.
-
-    simclr-report multirun/2026-11-23/10-00-00
-    simclr-report multirun/2026-11-23/10-00-00 --evaluator knn --fraction 0.01
+"""One table over the runs of a Hydra multirun directory (the library side of `simclr-report`).
 
 Each job directory (`0/`, `1/`, ... with `.hydra/overrides.yaml`) is one row: its
 swept overrides as columns, its status, and the metric (SimCLR's mean test
@@ -13,16 +10,15 @@ or have not finished are rows marked so, never dropped.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
-import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from omegaconf import OmegaConf
 
 from simclr.errors import OutputError, SimclrError
+from simclr.rundir import RunDir
 
 SWEEP_SCHEMA_VERSION = 1
 STATUS_ORDER = ("ok", "no-metric", "no-eval", "failed", "unfinished", "bad-report")
@@ -47,7 +43,7 @@ def job_dirs(root: Path) -> list[Path]:
     """The job directories under a multirun directory, in job-number order."""
     if not root.is_dir():
         raise OutputError(f"{root}: no such directory; expected a Hydra multirun directory")
-    jobs = [p for p in root.iterdir() if (p / ".hydra" / "overrides.yaml").is_file()]
+    jobs = [p for p in root.iterdir() if (RunDir(p).hydra / "overrides.yaml").is_file()]
     if not jobs:
         raise OutputError(
             f"{root}: no runs (no */.hydra/overrides.yaml); expected a Hydra multirun directory"
@@ -59,7 +55,7 @@ def job_dirs(root: Path) -> list[Path]:
 
 def read_overrides(job: Path) -> dict[str, str]:
     """`key -> value` of the job's command-line overrides."""
-    items = OmegaConf.to_container(OmegaConf.load(job / ".hydra" / "overrides.yaml"))
+    items = OmegaConf.to_container(OmegaConf.load(RunDir(job).hydra / "overrides.yaml"))
     out = {}
     for item in items if isinstance(items, list) else []:
         key, _, value = str(item).partition("=")
@@ -69,12 +65,13 @@ def read_overrides(job: Path) -> dict[str, str]:
 
 def read_row(job: Path, evaluator: str, fraction: float, representation: str) -> SweepRow:
     """The row of one job directory."""
-    from simclr.evaluate.report_schema import load_report
+    from simclr.evaluation.report_schema import load_report
 
+    run = RunDir(job)
     row = SweepRow(run=job.name, status="unfinished", overrides=read_overrides(job))
-    if (job / "report.json").is_file():
+    if run.report_json.is_file():
         try:
-            report = load_report(job / "report.json")
+            report = load_report(run.report_json)
         except SimclrError as err:
             row.status, row.message = "bad-report", str(err)
             return row
@@ -87,10 +84,10 @@ def read_row(job: Path, evaluator: str, fraction: float, representation: str) ->
                 row.status, row.metric, row.std, row.n_seeds = "ok", r.mean, r.std, r.n_seeds
                 return row
         row.status, row.message = "no-metric", f"no {representation} {evaluator} at {fraction:g}"
-    elif (job / "error.txt").is_file():
-        lines = (job / "error.txt").read_text(errors="replace").strip().splitlines()
+    elif run.error_file.is_file():
+        lines = run.error_file.read_text(errors="replace").strip().splitlines()
         row.status, row.message = "failed", lines[0] if lines else ""
-    elif (job / "pretrain_done").is_file():
+    elif run.pretrain_done.is_file():
         row.status, row.message = "no-eval", "pretrained with eval=none"
     else:
         row.message = "no report yet: still running, or crashed without a message"
@@ -210,25 +207,3 @@ def report_sweep(
     (root / "sweep.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     plot(rows, keys, name, root / "sweep.png")
     return rows
-
-
-def cli(argv: list[str] | None = None) -> int:
-    """Console entry point of `simclr-report`."""
-    parser = argparse.ArgumentParser(prog="simclr-report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("directory", type=Path, help="a Hydra multirun directory")
-    parser.add_argument("--evaluator", default="linear", help="linear | mlp | knn | finetune")
-    parser.add_argument("--fraction", type=float, default=0.1, help="label fraction (default 0.1)")
-    parser.add_argument("--representation", default="simclr", help="simclr | random_init | ...")
-    args = parser.parse_args(argv)
-    try:
-        rows = report_sweep(args.directory, args.evaluator, args.fraction, args.representation)
-    except SimclrError as err:
-        print(f"simclr-report: error: {err}", file=sys.stderr)
-        return 2
-    print((args.directory / "sweep.md").read_text(), end="")
-    print(f"{len(rows)} runs; wrote sweep.md, sweep.csv, sweep.json, sweep.png in {args.directory}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(cli())

@@ -2,54 +2,54 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
-from pytorch_lightning.loggers import Logger, TensorBoardLogger
+from pytorch_lightning.loggers import Logger
 
+from simclr.callbacks.final_checkpoint import FinalCheckpoint
 from simclr.callbacks.online_probe import OnlineLinearProbe
 from simclr.checkpoint_io import AtomicCheckpointIO
-from simclr.resume import EpochSeeding, ResumableCSVLogger
+from simclr.config.validate import logger_names
+from simclr.errors import ConfigError
+from simclr.loggers import make_loggers
+from simclr.resume import EpochSeeding
+from simclr.rundir import BEST, LAST, RunDir
 
-CHECKPOINT_DIR = "checkpoints"
 
-
-def build_loggers(cfg: Any, run_dir: Path, resume_step: int = 0) -> list[Logger] | bool:
-    """CSV (default) or TensorBoard logs under `run_dir/logs`.
+def build_loggers(cfg: Any, run: RunDir, resume_step: int = 0) -> list[Logger] | bool:
+    """The loggers `trainer.logger` names (see :mod:`simclr.loggers`); False for none.
 
     A resumed run keeps the CSV rows logged before `resume_step`.
     """
-    if cfg.trainer.logger == "none":
-        return False
-    if cfg.trainer.logger == "tensorboard":
-        return [TensorBoardLogger(save_dir=str(run_dir), name="logs", version="")]
-    return [ResumableCSVLogger(str(run_dir), keep_before_step=resume_step, name="logs", version="")]
+    return make_loggers(cfg, run, resume_step) or False
 
 
 def build_callbacks(
-    cfg: Any, run_dir: Path, feature_dim: int, num_classes: int | None
+    cfg: Any, run: RunDir, feature_dim: int, num_classes: int | None
 ) -> list[Callback]:
     """Checkpointing (last + best), per-epoch seeding, learning-rate logging, online probe."""
     probe = bool(cfg.online_probe.enabled) and bool(num_classes)
     monitor, mode = ("online_probe/val_acc", "max") if probe else ("train/loss_epoch", "min")
-    directory, every = str(run_dir / CHECKPOINT_DIR), int(cfg.trainer.checkpoint_every_n_epochs)
+    directory, every = str(run.checkpoints), int(cfg.trainer.checkpoint_every_n_epochs)
+    # last.ckpt, rewritten every `every` epochs: what resume=auto continues from.
+    # (ModelCheckpoint's own save_last only follows saves of a new best since
+    # Lightning 2.5, which would leave last.ckpt behind whenever the metric stalls.)
+    last = ModelCheckpoint(
+        dirpath=directory,
+        filename=LAST,
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=every,
+        enable_version_counter=False,
+    )
     callbacks: list[Callback] = [
-        # last.ckpt, rewritten every `every` epochs: what resume=auto continues from.
-        # (ModelCheckpoint's own save_last only follows saves of a new best since
-        # Lightning 2.5, which would leave last.ckpt behind whenever the metric stalls.)
+        last,
+        FinalCheckpoint(last, str(run.last_checkpoint)),
         ModelCheckpoint(
             dirpath=directory,
-            filename="last",
-            monitor=None,
-            save_top_k=1,
-            every_n_epochs=every,
-            enable_version_counter=False,
-        ),
-        ModelCheckpoint(
-            dirpath=directory,
-            filename="best",
+            filename=BEST,
             monitor=monitor,
             mode=mode,
             save_top_k=1,
@@ -58,7 +58,7 @@ def build_callbacks(
         ),
         EpochSeeding(int(cfg.seed)),  # epoch k is the same whether or not the run resumed
     ]
-    if cfg.trainer.logger != "none":
+    if logger_names(cfg.trainer.logger):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     if probe:
         assert num_classes is not None
@@ -66,8 +66,23 @@ def build_callbacks(
     return callbacks
 
 
+def check_devices(cfg: Any) -> None:
+    """ConfigError when the trainer asks for an accelerator this machine does not have."""
+    import torch
+
+    accelerator = str(cfg.trainer.accelerator).lower()
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(
+            f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA device is visible here "
+            "(torch.cuda.is_available() is false); use trainer=default to train on the CPU"
+        )
+    devices, present = cfg.trainer.devices, torch.cuda.device_count()
+    if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > present:
+        raise ConfigError(f"trainer.devices={devices}: only {present} CUDA device(s) here")
+
+
 def build_trainer(
-    cfg: Any, run_dir: Path, callbacks: list[Callback], resume_step: int = 0
+    cfg: Any, run: RunDir, callbacks: list[Callback], resume_step: int = 0
 ) -> pl.Trainer:
     """Lightning's Trainer with the `trainer` config group's arguments.
 
@@ -75,7 +90,7 @@ def build_trainer(
     """
     t = cfg.trainer
     return pl.Trainer(
-        default_root_dir=str(run_dir),
+        default_root_dir=str(run.path),
         max_epochs=int(t.max_epochs),
         max_steps=int(t.max_steps),
         accelerator=t.accelerator,
@@ -95,7 +110,7 @@ def build_trainer(
         # every epoch would be wasted work (B4 in benchmarks/ measured it).
         limit_val_batches=None if bool(cfg.online_probe.enabled) else 0,
         enable_progress_bar=bool(t.enable_progress_bar),
-        logger=build_loggers(cfg, run_dir, resume_step),
+        logger=build_loggers(cfg, run, resume_step),
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],
         num_sanity_val_steps=0,

@@ -13,9 +13,9 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from simclr.config import register_configs
+from simclr.console.app import CONF_DIR
 
 REPO = Path(__file__).resolve().parent.parent
-CONF_DIR = str(REPO / "conf")
 
 os.environ.setdefault("OMP_NUM_THREADS", "2")
 

@@ -13,9 +13,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from simclr import pretrain
 from simclr.config.schema import RunConfig
-from simclr.evaluate import cli as eval_cli
+from simclr.console import evaluate as eval_cli
+from simclr.console import pretrain
 from tests.cli_harness import (
     assert_one_line_error,
     assert_unchanged,
@@ -59,9 +59,8 @@ def _world(tmp_path: Path, labeled_folder: Path) -> dict[str, Path]:
     (not_image / "3.png").write_text("<html>a web page saved as .png</html>\n")
     a_file = tmp_path / "a_file"
     a_file.write_text("a file where a directory is expected\n")
-    run = tmp_path / "run"
-    run.mkdir()
-    (run / "notes.txt").write_text("the user's own notes\n")
+    run = tmp_path / "run"  # new: a directory holding anything is refused (test_run_dirs.py)
+    (tmp_path / "notes.txt").write_text("the user's own notes\n")
     return {
         "data": labeled_folder,
         "empty": empty,

@@ -17,6 +17,7 @@ import torch
 from simclr import checkpoint_io
 from simclr.checkpoint_io import AtomicCheckpointIO, atomic_torch_save, temp_prefix
 from simclr.errors import CheckpointError, OutputError
+from simclr.rundir import RunDir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -125,5 +126,5 @@ def test_the_trainer_writes_through_the_atomic_plugin(compose_config, tmp_path):
     from simclr.training import build_trainer
 
     cfg = compose_config("trainer.logger=none", "trainer.enable_progress_bar=false")
-    trainer = build_trainer(cfg, tmp_path, callbacks=[])
+    trainer = build_trainer(cfg, RunDir(tmp_path), callbacks=[])
     assert isinstance(trainer.strategy.checkpoint_io, AtomicCheckpointIO)

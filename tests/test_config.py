@@ -8,8 +8,8 @@ import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 
-from simclr.cli import compose_checked
 from simclr.config import register_configs, validate_config
+from simclr.config.compose import compose_checked
 from simclr.errors import ConfigError
 
 REPO = Path(__file__).resolve().parent.parent

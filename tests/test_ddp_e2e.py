@@ -90,7 +90,7 @@ def test_multirun_sweep_under_ddp_runs_each_job_on_both_ranks(labeled_folder, tm
 @pytest.mark.slow  # ~20-40 s: two processes started by torchrun
 def test_torchrun_ranks_share_one_directory_named_after_the_launch(labeled_folder, tmp_path):
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
-    command += ["--nproc-per-node", "2", "-m", "simclr.pretrain"]
+    command += ["--nproc-per-node", "2", "-m", "simclr.console.pretrain"]
     command += [*TINY, *DDP, f"data.root={labeled_folder}"]
     result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=400)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -102,7 +102,7 @@ def test_torchrun_ranks_share_one_directory_named_after_the_launch(labeled_folde
 
 def test_evaluation_gets_a_plain_encoder_without_syncbatchnorm(compose_config):
     from simclr.models import build_encoder
-    from simclr.pretrain import plain_encoder
+    from simclr.pretraining import plain_encoder
 
     cfg = compose_config("encoder=resnet18", "encoder.stem=cifar")
     trained = torch.nn.SyncBatchNorm.convert_sync_batchnorm(build_encoder(cfg.encoder))

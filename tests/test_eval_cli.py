@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from simclr.errors import CheckpointError
-from simclr.evaluate.cli import data_overridden, effective_config
-from simclr.evaluate.cli import run_eval as evaluate_checkpoint
+from simclr.errors import CheckpointError, ConfigError
+from simclr.evaluation.checkpoint import effective_config, evaluate_checkpoint
 from tests.hub_helpers import make_model, run_config, save_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent
@@ -86,24 +85,32 @@ def test_a_missing_checkpoint_file_is_named(compose_config, tmp_path):
         evaluate_checkpoint(cfg, [], tmp_path / "eval")
 
 
-def test_which_overrides_choose_the_data():
-    assert data_overridden(["data=folder", "checkpoint=x"])
-    assert data_overridden(["data.root=/d"])
-    assert data_overridden(["+experiment=digits"])
-    assert not data_overridden(["checkpoint=x", "eval.seeds=3", "+eval/data=folder"])
-    assert not data_overridden(["dataset_note=1"])
-
-
-def test_effective_config_takes_eval_from_the_command_and_the_rest_from_training(
+def test_the_checkpoints_config_is_the_base_and_the_command_lines_keys_go_on_top(
     compose_config,
 ):
     trained = run_config("resnet50", "imagenet", image_size=64)
     cli_cfg = compose_config("eval.seeds=4", "data.image_size=16", "checkpoint=x")
-    cfg = effective_config(cli_cfg, trained, use_cli_data=False)
+    cfg = effective_config(cli_cfg, trained, ["eval.seeds=4", "checkpoint=x"])
     assert (cfg.encoder.arch, cfg.data.image_size, cfg.eval.seeds) == ("resnet50", 64, 4)
-    cfg = effective_config(cli_cfg, trained, use_cli_data=True)
-    assert cfg.data.image_size == 16 and cfg.data.name == "digits"
+    cfg = effective_config(cli_cfg, trained, ["data.image_size=16"])
+    assert cfg.data.image_size == 16 and cfg.data.name == trained["data"]["name"]
     assert OmegaConf.select(cfg, "augment.mean") == trained["augment"]["mean"]
+
+
+def test_another_data_set_keeps_the_checkpoints_image_size(compose_config, tmp_path):
+    # The digits preset's 16 px must not replace the 64 px the encoder was trained at.
+    trained = run_config("resnet50", "imagenet", image_size=64)
+    overrides = ["data=folder", f"data.root={tmp_path}", "checkpoint=x"]
+    cfg = effective_config(compose_config(*overrides), trained, overrides)
+    assert (cfg.data.name, cfg.data.root, cfg.data.image_size) == ("folder", str(tmp_path), 64)
+    assert cfg.data.batch_size == trained["data"]["batch_size"]
+
+
+@pytest.mark.parametrize("override", ["encoder=resnet18", "optim.lr=0.1", "experiment=digits"])
+def test_keys_without_effect_in_eval_are_refused(compose_config, override):
+    trained = run_config("resnet50", "imagenet", image_size=64)
+    with pytest.raises(ConfigError, match="no effect in simclr-eval"):
+        effective_config(compose_config(override, "checkpoint=x"), trained, [override])
 
 
 def test_classes_that_differ_from_the_runs_report_are_refused(tmp_path):

@@ -14,9 +14,9 @@ from torch.utils.data import DataLoader
 
 from simclr.augment import build_eval_transform
 from simclr.config.schema import AugmentConfig, FinetuneConfig
-from simclr.data.datamodule import TransformedDataset
 from simclr.data.digits import ArrayImageDataset
-from simclr.evaluate.finetune import (
+from simclr.data.transformed import TransformedDataset
+from simclr.evaluation.finetune import (
     Classifier,
     discriminative_groups,
     encoder_stages,

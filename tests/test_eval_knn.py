@@ -9,7 +9,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from simclr.config.schema import KnnConfig
-from simclr.evaluate.knn import fit_knn, knn_predict
+from simclr.evaluation.knn import fit_knn, knn_predict
 
 
 def brute_force(train_x, train_y, query_x, k, temperature, num_classes):

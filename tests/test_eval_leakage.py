@@ -8,10 +8,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from simclr.config.schema import EvalConfig, MlpProbeConfig
-from simclr.evaluate import protocol
-from simclr.evaluate.features import FeatureSet
-from simclr.evaluate.probe import single_threaded
-from simclr.evaluate.subsets import nested_subsets
+from simclr.evaluation import protocol
+from simclr.evaluation.features import FeatureSet
+from simclr.evaluation.probe import single_threaded
+from simclr.evaluation.subsets import nested_subsets
 
 EV = OmegaConf.structured(
     EvalConfig(

@@ -12,9 +12,9 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from simclr.config.schema import LinearProbeConfig, MlpProbeConfig
-from simclr.evaluate.linear import cross_validated_c, fit_linear
-from simclr.evaluate.mlp import fit_mlp, holdout_split
-from simclr.evaluate.probe import single_threaded
+from simclr.evaluation.linear import cross_validated_c, fit_linear
+from simclr.evaluation.mlp import fit_mlp, holdout_split
+from simclr.evaluation.probe import single_threaded
 
 LINEAR = OmegaConf.structured(LinearProbeConfig)
 MLP = OmegaConf.structured(MlpProbeConfig(hidden_dim=64, epochs=60))

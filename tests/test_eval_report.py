@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,11 +13,11 @@ from omegaconf import DictConfig
 
 from simclr.config import register_configs
 from simclr.errors import OutputError
-from simclr.evaluate import evaluate_encoder, features, headline_metric
-from simclr.evaluate.report_schema import SCHEMA_VERSION, load_report, validate_report
+from simclr.evaluation import evaluate_encoder, features, headline_metric
+from simclr.evaluation.report_schema import SCHEMA_VERSION, load_report, validate_report
 from simclr.models import build_encoder
+from tests.conftest import CONF_DIR
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 TINY = [
     "data.image_size=8",
     "data.num_workers=0",

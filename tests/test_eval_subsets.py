@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from simclr.errors import ConfigError
-from simclr.evaluate.subsets import nested_subsets, seeds_for
+from simclr.evaluation.subsets import nested_subsets, seeds_for
 
 FRACTIONS = [0.01, 0.1, 0.5, 1.0]
 

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from simclr import checkpoint_io, pretrain
+from simclr import checkpoint_io
+from simclr.console import pretrain
 from tests.cli_harness import assert_one_line_error, run_cli
 from tests.test_bad_input import TINY
 

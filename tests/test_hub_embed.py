@@ -57,7 +57,7 @@ def test_grayscale_image_is_embedded_as_rgb(encoder: torch.nn.Module) -> None:
 
 def test_nothing_readable(encoder: torch.nn.Module, tmp_path: Path) -> None:
     (tmp_path / "a.txt").write_text("x")
-    with pytest.warns(UserWarning), pytest.raises(DataError, match="readable image"):
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="no image files"):
         embed(encoder, tmp_path, progress=False)
     with pytest.raises(DataError, match="no such file"):
         embed(encoder, tmp_path / "missing", progress=False)

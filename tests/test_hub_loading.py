@@ -15,8 +15,8 @@ from safetensors.torch import load_file
 from torch import nn
 
 from simclr import embed, load_encoder
+from simclr.console.export import cli
 from simclr.hub import export_encoder
-from simclr.hub.export import cli
 from tests.hub_helpers import make_checkpoint
 
 REPO = Path(__file__).resolve().parent.parent

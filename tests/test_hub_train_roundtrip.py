@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from simclr import embed, load_encoder
-from simclr.hub.export import cli
+from simclr.console.export import cli
 from simclr.models.encoder import build_encoder
 
 REPO = Path(__file__).resolve().parent.parent

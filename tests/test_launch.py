@@ -10,6 +10,7 @@ import torch
 import torch.distributed as dist
 
 from simclr import launch
+from simclr.config import resolvers
 from simclr.errors import ConfigError
 
 TORCHRUN = {"TORCHELASTIC_RUN_ID": "abc123", "RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"}
@@ -27,7 +28,7 @@ SLURM = {"SLURM_NTASKS": "8", "SLURM_PROCID": "3", "SLURM_JOB_ID": "42", "SLURM_
     ],
 )
 def test_external_rank(env, rank):
-    assert launch.external_rank(env) == rank
+    assert resolvers.external_rank(env) == rank
 
 
 @pytest.mark.parametrize(
@@ -44,13 +45,13 @@ def test_external_rank(env, rank):
     ],
 )
 def test_launched_as_rank_zero(env, zero):
-    assert launch.launched_as_rank_zero(env) is zero
+    assert resolvers.launched_as_rank_zero(env) is zero
 
 
 def test_rank_zero_resolver_blanks_the_value_on_other_ranks(monkeypatch):
     from omegaconf import OmegaConf
 
-    launch.register_resolvers()
+    resolvers.register_resolvers()
     node = OmegaConf.create({"subdir": "${simclr_rank_zero:.hydra}"})
     monkeypatch.delenv("LOCAL_RANK", raising=False)
     monkeypatch.delenv("NODE_RANK", raising=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from simclr import pretrain
+from simclr.console import pretrain
 from simclr.loss import NTXentLoss
 from simclr.module import SimCLRModule
 from tests.cli_harness import (

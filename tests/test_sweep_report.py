@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from simclr.evaluate.report import write_json
-from simclr.evaluate.report_schema import (
+from simclr.console.report import cli
+from simclr.evaluation.report import write_json
+from simclr.evaluation.report_schema import (
     SCHEMA_VERSION,
     DataInfo,
     Headline,
@@ -17,7 +18,7 @@ from simclr.evaluate.report_schema import (
     ResultRow,
     Timing,
 )
-from simclr.sweep import cli, report_sweep
+from simclr.sweep import report_sweep
 
 GRID = {  # job -> (lr, temperature, linear@10% mean or None if the run failed)
     "0": ("0.3", "0.1", 0.81),

@@ -126,11 +126,21 @@ class Schedule(Choice):
 
 
 class LoggerName(Choice):
-    """`trainer.logger`."""
+    """`trainer.logger`: one of these, or a list of them (see simclr/loggers.py)."""
 
     csv = "csv"
     tensorboard = "tensorboard"
+    mlflow = "mlflow"
+    wandb = "wandb"
     none = "none"
+
+
+class WandbMode(Choice):
+    """`trainer.wandb_mode`."""
+
+    offline = "offline"  # nothing is sent; `wandb sync` uploads later, if wanted
+    online = "online"
+    disabled = "disabled"
 
 
 class ResumeMode(Choice):

@@ -22,13 +22,13 @@ from simclr.config.choices import (
     EncoderStem,
     Evaluator,
     HeadVersion,
-    LoggerName,
     LossName,
     LrScaling,
     OnBadImage,
     OptimName,
     ResumeMode,
     Schedule,
+    WandbMode,
 )
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -51,6 +51,9 @@ class DataConfig:
     pin_memory: bool = True
     persistent_workers: bool = True
     on_bad_image: OnBadImage = OnBadImage.fail
+    # An image with more pixels is a bad image (a "decompression bomb", see on_bad_image);
+    # null: no limit. Default: PIL's own Image.MAX_IMAGE_PIXELS (simclr/data/images.py).
+    max_image_pixels: int | None = 89_478_485
     stl10_unlabeled: bool = True  # stl10: pretrain on train+unlabeled
 
 
@@ -141,7 +144,13 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     limit_train_batches: Any = None
     enable_progress_bar: bool = True
-    logger: LoggerName = LoggerName.csv
+    # One name or a list (`trainer.logger=[csv,mlflow]`) of LoggerName values. `Any`:
+    # OmegaConf 2.3 has no Union of a string and a list; validate_config checks the names.
+    logger: Any = field(default_factory=lambda: ["csv"])
+    mlflow_tracking_uri: str | None = None  # None: a file store in <run dir>/mlruns
+    mlflow_experiment: str = "simclr"
+    wandb_mode: str = WandbMode.offline.value  # a WandbMode, checked by validate_config
+    wandb_project: str = "simclr"
     checkpoint_every_n_epochs: int = 1
 
 
@@ -206,8 +215,10 @@ class EvalConfig:
     )
     batch_size: int = 256
     data: DataConfig | None = None  # None: the pretraining data's labeled splits
-    headline_evaluator: Evaluator = Evaluator.linear
-    headline_fraction: float = 0.1
+    # None: linear (else the first evaluator) at 10% (else the smallest fraction evaluated);
+    # a value set here must be evaluated (see `headline_choice` in simclr/config/validate.py).
+    headline_evaluator: Evaluator | None = None
+    headline_fraction: float | None = None
     linear: LinearProbeConfig = field(default_factory=LinearProbeConfig)
     mlp: MlpProbeConfig = field(default_factory=MlpProbeConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from hydra.core.config_store import ConfigStore
 
+from simclr.config.resolvers import register_resolvers
 from simclr.config.schema import RunConfig
 
 SCHEMA_NAME = "simclr_schema"
@@ -16,7 +17,5 @@ SCHEMA_NAME = "simclr_schema"
 
 def register_configs() -> None:
     """Register the top-level schema and our resolvers (idempotent)."""
-    from simclr.launch import register_resolvers
-
     ConfigStore.instance().store(name=SCHEMA_NAME, node=RunConfig)
     register_resolvers()

@@ -4,16 +4,20 @@ Called on the composed config before any data is read or model built, so a bad
 value costs the user a second, not a failed job. Each message names the key,
 the value and what was expected, on one line. Choices need no check here: their
 fields are typed with the enums of :mod:`simclr.config.choices`, which OmegaConf
-enforces while composing.
+enforces while composing. `trainer.logger` (a name or a list) and `trainer.wandb_mode`
+stay plain strings, checked here against their enums.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 from omegaconf import DictConfig
 
-from simclr.config.choices import DataName, EncoderArch
+from simclr.config.choices import DataName, EncoderArch, Evaluator, LoggerName, WandbMode
+from simclr.config.relevance import check_relevant
+from simclr.config.schema import DataConfig, EncoderConfig, OptimConfig
 from simclr.errors import ConfigError
 
 
@@ -44,6 +48,7 @@ def check_fractions(fractions: Sequence[float], key: str = "eval.fractions") -> 
 
 def validate_data(cfg: DictConfig, key: str = "data") -> None:
     """Check a `data` node (also used for `eval.data`)."""
+    check_relevant(cfg, DataConfig, key)
     if cfg.batch_size < 2:
         raise ConfigError(
             f"{key}.batch_size={cfg.batch_size} must be >= 2 (NT-Xent needs negatives)"
@@ -53,6 +58,8 @@ def validate_data(cfg: DictConfig, key: str = "data") -> None:
         raise ConfigError(f"{key}.num_workers={cfg.num_workers} must be >= 0")
     if not 0.0 < cfg.test_fraction < 1.0:
         raise ConfigError(f"{key}.test_fraction={cfg.test_fraction} must be in (0, 1)")
+    if cfg.get("max_image_pixels") is not None and cfg.max_image_pixels < 1:
+        raise ConfigError(f"{key}.max_image_pixels={cfg.max_image_pixels} must be >= 1 or null")
     if cfg.download:
         raise ConfigError(
             f"{key}.download=true: this toolkit never downloads; put the files under "
@@ -81,6 +88,8 @@ def validate_config(cfg: DictConfig) -> None:
         raise ConfigError("augment.mean and augment.std need 3 values each, std > 0")
 
     enc = cfg.encoder
+    check_relevant(enc, EncoderConfig, "encoder")
+    check_relevant(cfg.optim, OptimConfig, "optim")
     if enc.arch == EncoderArch.timm and not enc.timm_name:
         raise ConfigError("encoder.timm_name is not set: encoder.arch=timm needs a timm model name")
 
@@ -100,10 +109,17 @@ def validate_config(cfg: DictConfig) -> None:
     tr = cfg.trainer
     if tr.max_epochs < 1 and tr.max_steps < 1:
         raise ConfigError(f"trainer.max_epochs={tr.max_epochs} must be >= 1")
+    if tr.checkpoint_every_n_epochs < 1:
+        raise ConfigError(
+            f"trainer.checkpoint_every_n_epochs={tr.checkpoint_every_n_epochs} must be >= 1 "
+            "(the last checkpoint is what evaluation and resume=auto read)"
+        )
     if tr.accumulate_grad_batches < 1:
         raise ConfigError(
             f"trainer.accumulate_grad_batches={tr.accumulate_grad_batches} must be >= 1"
         )
+    _check_loggers(tr.logger)
+    WandbMode.parse(tr.wandb_mode, "trainer.wandb_mode")
     if str(tr.strategy).lower().startswith("fsdp"):
         # docs/distributed.md, "FSDP": shards hold pieces of each layer, and LARS needs
         # whole-layer norms; a ResNet's memory is activations, which FSDP does not shard.
@@ -114,11 +130,63 @@ def validate_config(cfg: DictConfig) -> None:
     validate_eval(cfg.eval)
 
 
+def logger_names(value: Any) -> list[str]:
+    """`trainer.logger` (a name or a list of names) as a list; [] for none."""
+    names = [value] if isinstance(value, str) else list(value or [])
+    return [str(name) for name in names if name != "none"]
+
+
+def _check_loggers(value: Any) -> None:
+    if not isinstance(value, (str, Sequence)):
+        raise ConfigError(
+            f"trainer.logger={value!r} must be one of {LoggerName.listed()} or a list of them"
+        )
+    names = [value] if isinstance(value, str) else [str(v) for v in value]
+    for name in names:
+        LoggerName.parse(name, "trainer.logger")
+    if "none" in names and len(names) > 1:
+        raise ConfigError(f"trainer.logger={names}: none cannot be combined with other loggers")
+    if len(set(names)) < len(names):
+        raise ConfigError(f"trainer.logger={names} names a logger twice")
+
+
+HEADLINE_EVALUATOR, HEADLINE_FRACTION = Evaluator.linear, 0.1
+
+
+def headline_choice(ev: DictConfig) -> tuple[str, float]:
+    """The evaluator and label fraction of the report's headline number.
+
+    What `eval.headline_*` names, else the linear probe (or the first evaluator) at
+    10% of the labels (or the smallest fraction evaluated).
+    """
+    evaluator = ev.headline_evaluator or (
+        HEADLINE_EVALUATOR if HEADLINE_EVALUATOR in ev.evaluators else str(ev.evaluators[0])
+    )
+    fraction = ev.headline_fraction
+    if fraction is None:
+        fraction = HEADLINE_FRACTION if HEADLINE_FRACTION in ev.fractions else min(ev.fractions)
+    return str(evaluator), float(fraction)
+
+
 def validate_eval(ev: DictConfig) -> None:
     """Check an `eval` node."""
     if not ev.fractions:
         raise ConfigError("eval.fractions is empty: give label fractions in (0, 1]")
     check_fractions(ev.fractions)
+    if len(set(ev.fractions)) != len(ev.fractions):
+        raise ConfigError(f"eval.fractions={list(ev.fractions)} repeats a fraction; give each once")
+    if ev.headline_fraction is not None and ev.headline_fraction not in ev.fractions:
+        raise ConfigError(
+            f"eval.headline_fraction={ev.headline_fraction} is not among "
+            f"eval.fractions={list(ev.fractions)}; add it or choose one of them"
+        )
+    if ev.headline_evaluator is not None and ev.headline_evaluator not in ev.evaluators:
+        raise ConfigError(
+            f"eval.headline_evaluator={ev.headline_evaluator} is not among "
+            f"eval.evaluators={list(ev.evaluators)}; add it or choose one of them"
+        )
+    if ev.batch_size < 1:
+        raise ConfigError(f"eval.batch_size={ev.batch_size} must be >= 1")
     if ev.seeds < 1 or ev.seeds_full < 1:
         raise ConfigError(f"eval.seeds={ev.seeds}, eval.seeds_full={ev.seeds_full} must be >= 1")
     if ev.raw_pixels_size < 1:

@@ -25,7 +25,9 @@ def build_datasets(cfg: DataConfig) -> DataSplits:
     if name is DataName.folder:
         from simclr.data.folder import folder_splits
 
-        return folder_splits(cfg.root, cfg.on_bad_image)
+        # A config saved before the field existed lacks it: the schema's default then.
+        limit = getattr(cfg, "max_image_pixels", DataConfig.max_image_pixels)
+        return folder_splits(cfg.root, cfg.on_bad_image, limit)
     from simclr.data.torchvision_sets import torchvision_splits  # cifar10, cifar100, stl10
 
     return torchvision_splits(name, cfg.root, bool(cfg.stl10_unlabeled))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -18,22 +17,8 @@ from simclr.augment import (
 from simclr.data import build_datasets
 from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
 from simclr.data.splits import DataSplits
+from simclr.data.transformed import TransformedDataset
 from simclr.errors import DataError
-
-
-class TransformedDataset(Dataset):
-    """Apply `transform` to the image of each `(image, label)` item."""
-
-    def __init__(self, base: Dataset, transform: Callable[[Any], Any]) -> None:
-        self.base = base
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.base)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> tuple[Any, int]:
-        image, label = self.base[index]
-        return self.transform(image), int(label)
 
 
 class SimCLRDataModule(pl.LightningDataModule):

@@ -8,7 +8,9 @@ from pathlib import Path
 from PIL import Image
 from torch.utils.data import Dataset
 
-from simclr.data.images import is_image_path, load_rgb, screen_images
+from simclr.data.image_files import folder_files, subfolders
+from simclr.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from simclr.data.screening import screen_images
 from simclr.data.splits import DataSplits
 from simclr.errors import DataError
 
@@ -22,10 +24,17 @@ class ImageFileDataset(Dataset):
     run survives one bad JPEG; with "fail" it raises DataError naming the file.
     """
 
-    def __init__(self, paths: list[Path], labels: list[int], on_bad_image: str = "fail") -> None:
+    def __init__(
+        self,
+        paths: list[Path],
+        labels: list[int],
+        on_bad_image: str = "fail",
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
         self.paths = paths
         self.labels = labels
         self.on_bad_image = on_bad_image
+        self.max_pixels = max_pixels
         self.bad_files: set[str] = set()
 
     def __len__(self) -> int:
@@ -34,7 +43,7 @@ class ImageFileDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
         for _ in range(10):
             try:
-                return load_rgb(self.paths[index]), self.labels[index]
+                return load_rgb(self.paths[index], self.max_pixels), self.labels[index]
             except DataError as err:
                 if self.on_bad_image != "skip":
                     raise
@@ -48,19 +57,20 @@ class ImageFileDataset(Dataset):
 
 
 def _image_files(directory: Path) -> list[Path]:
-    files = sorted(p for p in directory.rglob("*") if p.is_file())
-    others = [p for p in files if not is_image_path(p) and not p.name.startswith(".")]
+    files, others = folder_files(directory)  # hidden files are in neither
     if others:
         warnings.warn(
             f"{directory}: ignoring {len(others)} non-image file(s), e.g. {others[0]}",
             stacklevel=3,
         )
-    return [p for p in files if is_image_path(p)]
+    return files
 
 
-def _screened(files: list[Path], on_bad: str, skipped: list[str]) -> list[Path]:
+def _screened(
+    files: list[Path], on_bad: str, skipped: list[str], max_pixels: int | None
+) -> list[Path]:
     """`files` without the damaged ones (skip), or DataError naming the first (fail)."""
-    bad = screen_images(files)
+    bad = screen_images(files, max_pixels)
     if not bad:
         return files
     first, why = next(iter(bad.items()))
@@ -78,9 +88,13 @@ def _screened(files: list[Path], on_bad: str, skipped: list[str]) -> list[Path]:
 
 
 def _labeled_split(
-    directory: Path, classes: list[str] | None, on_bad: str, skipped: list[str]
+    directory: Path,
+    classes: list[str] | None,
+    on_bad: str,
+    skipped: list[str],
+    max_pixels: int | None,
 ) -> ImageFileDataset:
-    found = sorted(d.name for d in directory.iterdir() if d.is_dir())
+    found = subfolders(directory)
     if not found:
         raise DataError(f"{directory}: expected one subfolder per class, found none")
     if classes is not None and found != classes:
@@ -88,16 +102,23 @@ def _labeled_split(
     paths: list[Path] = []
     labels: list[int] = []
     for label, name in enumerate(found):
-        files = _screened(_image_files(directory / name), on_bad, skipped)
+        files = _screened(_image_files(directory / name), on_bad, skipped, max_pixels)
         paths += files
         labels += [label] * len(files)
     if not paths:
         raise DataError(f"{directory}: no images (expected .jpg/.png files in class folders)")
-    return ImageFileDataset(paths, labels, on_bad)
+    return ImageFileDataset(paths, labels, on_bad, max_pixels)
 
 
-def folder_splits(root: str | None, on_bad_image: str = "fail") -> DataSplits:
-    """Read a labeled (train/ + test/) or unlabeled (flat) image folder."""
+def folder_splits(
+    root: str | None, on_bad_image: str = "fail", max_image_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> DataSplits:
+    """Read a labeled (train/ + test/) or unlabeled (flat) image folder.
+
+    Which files are images: :mod:`simclr.data.image_files` (hidden ones never are);
+    each is screened (:mod:`simclr.data.screening`) with `max_image_pixels` as the
+    pixel limit, and a bad one fails the read or, with ``on_bad_image="skip"``, is left out.
+    """
     if not root:
         raise DataError("data.root is not set: data.name=folder reads a directory of images")
     path = Path(root).expanduser()
@@ -107,10 +128,10 @@ def folder_splits(root: str | None, on_bad_image: str = "fail") -> DataSplits:
         raise DataError(f"data.root={root}: the directory is empty")
     skipped: list[str] = []
     if (path / "train").is_dir():
-        train = _labeled_split(path / "train", None, on_bad_image, skipped)
-        classes = sorted(d.name for d in (path / "train").iterdir() if d.is_dir())
+        train = _labeled_split(path / "train", None, on_bad_image, skipped, max_image_pixels)
+        classes = subfolders(path / "train")
         test = (
-            _labeled_split(path / "test", classes, on_bad_image, skipped)
+            _labeled_split(path / "test", classes, on_bad_image, skipped, max_image_pixels)
             if (path / "test").is_dir()
             else None
         )
@@ -118,8 +139,8 @@ def folder_splits(root: str | None, on_bad_image: str = "fail") -> DataSplits:
     files = _image_files(path)
     if not files:
         raise DataError(f"data.root={root}: no images found (expected .jpg/.png files)")
-    files = _screened(files, on_bad_image, skipped)
+    files = _screened(files, on_bad_image, skipped, max_image_pixels)
     if not files:
         raise DataError(f"data.root={root}: every image is unreadable (see the warning above)")
-    unlabeled = ImageFileDataset(files, [-1] * len(files), on_bad_image)
+    unlabeled = ImageFileDataset(files, [-1] * len(files), on_bad_image, max_image_pixels)
     return DataSplits(None, None, unlabeled, [], f"unlabeled image folder {path}", skipped)

@@ -1,40 +1,116 @@
-"""Reading image files into RGB PIL images, whatever their mode, and screening them.
+"""Reading image files into upright 8-bit RGB PIL images, whatever their mode.
 
-:func:`screen_images` looks at the first and last bytes of every file before
-training starts (a few milliseconds per thousand files): a file that is not an
-image, or a JPEG/PNG cut short by an interrupted copy, is found in a second
-rather than hours into a run. Damage in the middle of a file is found when it is
-decoded (:func:`load_rgb`).
+Files are screened before training (:mod:`simclr.data.screening`); damage found
+only when decoding is reported by :func:`load_rgb`, naming the file.
+
+Rules applied to every file read for training, evaluation and `embed`:
+
+* **Pixel limit.** An image of more than `max_pixels` pixels (``data.max_image_pixels``;
+  default PIL's own ``Image.MAX_IMAGE_PIXELS``, 89,478,485, about 9459 x 9459) is a
+  bad image, like a truncated one: a small file that declares huge dimensions (a
+  "decompression bomb") would otherwise take gigabytes of memory in each worker.
+  PIL has no per-call limit, only the global ``Image.MAX_IMAGE_PIXELS`` (it warns
+  above it and refuses above twice it). A limit *below* PIL's is checked here
+  without touching that global; a limit *above* it (or none, ``null``) raises the
+  global once, explicitly, because PIL would otherwise refuse what the
+  configuration allows (:func:`allow_in_pil`). It is never lowered.
+* **EXIF orientation** is applied (``ImageOps.exif_transpose``): a photo taken
+  with the camera turned is used the way it is displayed.
+* **Bit depth** (:func:`to_rgb`): 16-bit integer images are scaled by 1/257
+  (0..65535 onto 0..255, the type's full range, so dark frames stay dark); 32-bit
+  float images whose finite values all lie in [0, 1] are scaled by 255; other
+  float images and 32-bit integer images are stretched from their own minimum and
+  maximum onto 0..255 (their range has no convention to rely on); NaN and
+  infinite pixels become 0, and a constant image becomes black.
 """
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import re
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
+from simclr.config.schema import DataConfig
 from simclr.errors import DataError
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
+# The default limit, defined once in the schema (data.max_image_pixels).
+DEFAULT_MAX_PIXELS: int | None = DataConfig.max_image_pixels
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N")
+# What PIL raises for a damaged or unreadable file, while opening or decoding it.
+DECODE_ERRORS = (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError)
 
 
-def is_image_path(path: Path) -> bool:
-    """True for a file whose suffix names an image format we read."""
-    return path.suffix.lower() in IMAGE_SUFFIXES
+def allow_in_pil(max_pixels: int | None) -> None:
+    """Raise PIL's global pixel limit to `max_pixels` if it is lower (see the module doc)."""
+    current = Image.MAX_IMAGE_PIXELS
+    if current is not None and (max_pixels is None or max_pixels > current):
+        Image.MAX_IMAGE_PIXELS = max_pixels
+
+
+def pixel_problem(size: tuple[int, int], max_pixels: int | None) -> str | None:
+    """Why an image of `size` is refused (one phrase), or None under the limit."""
+    width, height = size
+    if max_pixels is None or width * height <= max_pixels:
+        return None
+    return _too_many(f"{width}x{height} = {width * height:,}", max_pixels)
+
+
+def bomb_problem(err: Image.DecompressionBombError, max_pixels: int | None) -> str:
+    """The phrase of :func:`pixel_problem` for an image PIL itself refused to open."""
+    found = re.search(r"\((\d+) pixels\)", str(err))
+    return _too_many(f"{int(found.group(1)):,}" if found else "more than PIL's limit", max_pixels)
+
+
+def _too_many(pixels: str, max_pixels: int | None) -> str:
+    return f"{pixels} pixels, above data.max_image_pixels={max_pixels} (a decompression bomb?)"
+
+
+def _is_sixteen_bit(image: Image.Image) -> bool:
+    """Mode I;16*, or mode I decoded from a 16-bit file (PNG; unsigned 16-bit TIFF)."""
+    if image.mode in _SIXTEEN_BIT_MODES:
+        return True
+    if image.mode != "I":
+        return False
+    if image.format == "PNG":  # PNG has no 32-bit samples; older Pillows decode 16 bits as I
+        return True
+    tags = getattr(image, "tag_v2", None)
+    if tags is None:
+        return False
+    bits = tags.get(258, (32,))  # BitsPerSample
+    sample_format = tags.get(339, (1,))  # 1 unsigned, 2 signed, 3 float
+    bits = bits[0] if isinstance(bits, tuple) else bits
+    sample_format = sample_format[0] if isinstance(sample_format, tuple) else sample_format
+    return bool(bits == 16 and sample_format == 1)
+
+
+def _to_eight_bit(arr: np.ndarray, sixteen_bit: bool) -> np.ndarray:
+    """The scaling rules of the module doc, as uint8."""
+    is_float = arr.dtype.kind == "f"
+    arr = arr.astype(np.float64)
+    if sixteen_bit:
+        return np.clip(np.rint(arr / 257.0), 0, 255).astype(np.uint8)
+    finite = np.isfinite(arr)
+    out = np.zeros(arr.shape)
+    if finite.any():
+        low, high = float(arr[finite].min()), float(arr[finite].max())
+        if is_float and low >= 0.0 and high <= 1.0:
+            out[finite] = arr[finite] * 255.0
+        elif high > low:
+            out[finite] = (arr[finite] - low) / (high - low) * 255.0
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert grayscale, 16-bit, palette and RGBA images to 8-bit RGB.
+    """Convert grayscale, 16/32-bit, float, palette and RGBA images to 8-bit RGB.
 
-    16-bit PNGs (mode I;16 / I) are rescaled from their full range rather than
-    clipped, which would turn most of them white.
+    High-bit-depth and float images are scaled by the rules of the module doc,
+    never clipped (which would turn 16-bit images white and [0, 1] floats black).
     """
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        arr = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or arr.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(arr / top * 255.0 + 0.5, 0, 255).astype(np.uint8))
+    if image.mode in (*_SIXTEEN_BIT_MODES, "I", "F"):
+        image = Image.fromarray(_to_eight_bit(np.asarray(image), _is_sixteen_bit(image)))
     if image.mode == "P":
         image = image.convert("RGBA")
     if image.mode in ("RGBA", "LA"):
@@ -45,62 +121,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
-def load_rgb(path: str | Path) -> Image.Image:
-    """Decode an image file fully and return it in RGB; DataError names a bad file."""
+def load_rgb(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Decode an image file fully, upright, in 8-bit RGB; DataError names a bad file."""
+    allow_in_pil(max_pixels)
     try:
         with Image.open(path) as img:
+            too_big = pixel_problem(img.size, max_pixels)
+            if too_big:
+                raise DataError(f"{path}: {too_big}")
             img.load()  # decode now, so a truncated file fails here and not in a worker later
+            ImageOps.exif_transpose(img, in_place=True)
             return to_rgb(img)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except Image.DecompressionBombError as err:
+        raise DataError(f"{path}: {bomb_problem(err, max_pixels)}") from None
+    except DECODE_ERRORS as err:
         raise DataError(f"{path}: not a readable image ({err})") from None
-
-
-# File signatures of the formats in IMAGE_SUFFIXES (first bytes).
-_SIGNATURES = {
-    b"\xff\xd8\xff": "jpeg",
-    b"\x89PNG\r\n\x1a\n": "png",
-    b"GIF8": "gif",
-    b"BM": "bmp",
-    b"II*\x00": "tiff",
-    b"MM\x00*": "tiff",
-}
-_TAIL_BYTES = 4096
-
-
-def image_problem(path: Path) -> str | None:
-    """Why `path` cannot be a whole image (one phrase), or None if it looks fine.
-
-    Reads only the head and the tail: JPEGs must end with an end-of-image marker
-    and PNGs with their IEND chunk, which a truncated copy lacks.
-    """
-    try:
-        with path.open("rb") as f:
-            head = f.read(16)
-            size = f.seek(0, 2)
-            f.seek(max(0, size - _TAIL_BYTES))
-            tail = f.read()
-    except OSError as err:
-        return f"cannot be read ({err.strerror})"
-    if size == 0:
-        return "empty file"
-    kind = next((k for sig, k in _SIGNATURES.items() if head.startswith(sig)), None)
-    if kind is None and head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        kind = "webp"
-    if kind == "jpeg" and b"\xff\xd9" not in tail:
-        return "truncated JPEG (no end-of-image marker)"
-    if kind == "png" and b"IEND" not in tail[-64:]:
-        return "truncated PNG (no IEND chunk)"
-    if kind is not None:
-        return None
-    try:  # a format without a signature above (PPM, ...): let PIL parse the header
-        with Image.open(path):
-            return None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
-        return "not an image (unrecognised content)"
-
-
-def screen_images(paths: list[Path], threads: int = 8) -> dict[Path, str]:
-    """`{path: problem}` for the files of `paths` that :func:`image_problem` rejects."""
-    with ThreadPoolExecutor(max_workers=threads) as pool:  # I/O bound: threads suffice
-        problems = list(pool.map(image_problem, paths, chunksize=256))
-    return {p: why for p, why in zip(paths, problems, strict=True) if why is not None}

@@ -18,11 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
-from torch import nn
 
+from simclr.config.defaults import default_config
 from simclr.errors import CheckpointError
-from simclr.hub.weights import STEM_NO_MAXPOOL, EncoderWeights, default_config
+from simclr.hub.weights import STEM_NO_MAXPOOL, EncoderWeights
 from simclr.models.encoder import RESNETS
 
 CIFAR10_MEAN = [125.3 / 255, 123.0 / 255, 113.9 / 255]
@@ -36,29 +35,6 @@ _DATASETS: dict[str, tuple[int, list[float], list[float]]] = {
     "stl10": (96, STL10_MEAN, STL10_STD),
     "imagenet": (224, IMAGENET_MEAN, IMAGENET_STD),
 }
-
-
-class BoltsProjection(nn.Module):
-    """The projection head in bolts' key layout; its output is L2-normalised like bolts'."""
-
-    def __init__(self, input_dim: int, hidden_dim: int, output_dim: int) -> None:
-        super().__init__()
-        self.model = nn.Sequential(
-            nn.Linear(input_dim, hidden_dim),
-            nn.BatchNorm1d(hidden_dim),
-            nn.ReLU(),
-            nn.Linear(hidden_dim, output_dim, bias=False),
-        )
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.model(features), dim=1)
-
-
-def projection_from_state(state: dict[str, torch.Tensor]) -> BoltsProjection:
-    """A BoltsProjection sized from the shapes of its weights."""
-    hidden, input_dim = state["model.0.weight"].shape
-    output_dim = state["model.3.weight"].shape[0]
-    return BoltsProjection(int(input_dim), int(hidden), int(output_dim))
 
 
 def is_bolts_checkpoint(ckpt: dict[str, Any]) -> bool:

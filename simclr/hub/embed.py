@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, overload
 
@@ -14,8 +14,10 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from simclr.data.image_files import IMAGE_SUFFIXES, folder_files
 from simclr.data.images import load_rgb, to_rgb
 from simclr.errors import ConfigError, DataError
+from simclr.models.inference import encode
 
 ImageItem = str | Path | Image.Image
 
@@ -41,11 +43,14 @@ class _Images(Dataset):
         return index, self.transform(image)
 
 
-def _collate(batch: list[tuple[int, torch.Tensor | None]]) -> tuple[list[int], torch.Tensor | None]:
+def _collate(
+    batch: list[tuple[int, torch.Tensor | None]],
+) -> tuple[int, list[int], torch.Tensor | None]:
+    """`(items in the batch, indices of the readable ones, their stacked images)`."""
     kept = [(i, x) for i, x in batch if x is not None]
     if not kept:
-        return [], None
-    return [i for i, _ in kept], torch.stack([x for _, x in kept])
+        return len(batch), [], None
+    return len(batch), [i for i, _ in kept], torch.stack([x for _, x in kept])
 
 
 def _items(source: ImageItem | Iterable[ImageItem]) -> list[ImageItem]:
@@ -54,14 +59,17 @@ def _items(source: ImageItem | Iterable[ImageItem]) -> list[ImageItem]:
     if isinstance(source, (str, Path)):
         path = Path(source).expanduser()
         if path.is_dir():
-            files = sorted(
-                p
-                for p in path.rglob("*")
-                if p.is_file()
-                and not any(part.startswith(".") for part in p.relative_to(path).parts)
-            )
+            # The folder reader's definition of an image file (hidden files never are).
+            files, others = folder_files(path)
+            if others:
+                warnings.warn(
+                    f"{path}: ignoring {len(others)} non-image file(s), e.g. {others[0]}",
+                    stacklevel=3,
+                )
             if not files:
-                raise DataError(f"{path}: no files to embed; expected a folder of images")
+                raise DataError(
+                    f"{path}: no image files to embed; expected {', '.join(IMAGE_SUFFIXES)} files"
+                )
             return list(files)
         if not path.exists():
             raise DataError(
@@ -115,10 +123,12 @@ def embed(
     Args:
         encoder: typically from `load_encoder`; its `.transform` is used unless
             `transform` is given.
-        source: a folder (every file below it, sorted, hidden ones left out), one
-            image file, or a list of paths / PIL images. Grayscale, palette and
-            16-bit images are converted to RGB. A file that is not a readable image
-            is skipped with a warning naming it.
+        source: a folder (its image files, sorted: the suffixes and hidden-file rule
+            of :mod:`simclr.data.image_files`, as for training), one image file, or a
+            list of paths / PIL images. Files are read as for training (EXIF
+            orientation applied, 16-bit and float images scaled, the default pixel
+            limit; :mod:`simclr.data.images`); PIL images are used as given, in RGB.
+            A file that is not a readable image is skipped with a warning naming it.
         device: where to run; by default the encoder's device.
         return_paths: also return the items actually embedded (row order), which
             differs from the input when files were skipped.
@@ -127,39 +137,26 @@ def embed(
     if transform is None:
         raise ConfigError("the encoder has no .transform; pass transform= (PIL image -> tensor)")
     items = _items(source)
-    param = next(encoder.parameters(), None)
-    run_on = (
-        torch.device(device)
-        if device is not None
-        else (param.device if param is not None else torch.device("cpu"))
-    )
     loader = DataLoader(
         _Images(items, transform),
         batch_size=batch_size,
         num_workers=num_workers,
         collate_fn=_collate,
     )
-    was_training = encoder.training
-    encoder.eval()
-    rows: list[np.ndarray] = []
     kept: list[int] = []
-    try:
-        with (
-            torch.inference_mode(),
-            tqdm(total=len(items), disable=not progress, desc="embed", unit="img") as bar,
-        ):
-            for indices, batch in loader:
-                bar.update(batch_size)
-                if batch is None:
-                    continue
-                rows.append(encoder(batch.to(run_on)).float().cpu().numpy())
-                kept += indices
-    finally:
-        encoder.train(was_training)
+
+    def readable(bar: tqdm) -> Iterator[torch.Tensor]:
+        for n_items, indices, batch in loader:
+            bar.update(n_items)  # the last batch may be short
+            if batch is not None:
+                kept.extend(indices)
+                yield batch
+
+    with tqdm(total=len(items), disable=not progress, desc="embed", unit="img") as bar:
+        features = encode(encoder, readable(bar), device).numpy()
     skipped = sorted(set(range(len(items))) - set(kept))
     for index in skipped:
         warnings.warn(f"skipping {items[index]}: not a readable image", stacklevel=2)
-    if not rows:
+    if not kept:
         raise DataError(f"{source}: none of the {len(items)} item(s) is a readable image")
-    features = np.concatenate(rows).astype(np.float32, copy=False)
     return (features, [items[i] for i in kept]) if return_paths else features

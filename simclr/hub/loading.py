@@ -7,39 +7,58 @@ from typing import Any, Literal, overload
 
 from torch import nn
 
+from simclr import checkpoint_file
 from simclr.errors import CheckpointError
-from simclr.hub import sources
 from simclr.hub.bolts import from_bolts_checkpoint, is_bolts_checkpoint
-from simclr.hub.weights import EncoderWeights, from_safetensors, from_simclr_checkpoint
+from simclr.hub.foreign import TIMM_PREFIX, from_foreign
+from simclr.hub.sources import resolve
+from simclr.hub.weights import (
+    FORMAT,
+    EncoderWeights,
+    from_safetensors,
+    from_simclr_checkpoint,
+)
+from simclr.rundir import RunDir
 
 
-def read_weights(source: str | Path) -> tuple[Path, EncoderWeights]:
-    """The file a source resolves to and the weights in it, whatever its kind."""
-    path = sources.resolve(source)
-    if sources.sniff(path) == "safetensors":
-        tensors, header = sources.read_safetensors(path)
+def read_weights(
+    source: str | Path, *, arch: str | None = None, stem: str | None = None
+) -> tuple[Path, EncoderWeights]:
+    """The file a source resolves to and the weights in it, whatever its kind.
+
+    `arch`/`stem` describe weights from other toolkits, which do not record them
+    (see :mod:`simclr.hub.foreign`); our own files and bolts' ignore them here.
+    """
+    path = resolve(source)
+    if checkpoint_file.sniff(path) == "safetensors":
+        tensors, header = checkpoint_file.read_safetensors(path)
+        if header.get("format") != FORMAT:
+            return path, from_foreign(path, tensors, arch, stem)
         return path, from_safetensors(path, tensors, header)
-    ckpt = sources.read_checkpoint(path)
+    obj = checkpoint_file.load_torch_file(path)
+    ckpt = obj if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict) else {}
     hp = ckpt.get("hyper_parameters")
     if isinstance(hp, dict) and isinstance(hp.get("config"), dict):
         weights = from_simclr_checkpoint(path, ckpt)
-    elif is_bolts_checkpoint(ckpt):
+    elif ckpt and is_bolts_checkpoint(ckpt):
         weights = from_bolts_checkpoint(path, ckpt)
     else:
-        raise CheckpointError(
-            f"{path}: a Lightning checkpoint written by neither simclr-pretrain (no "
-            "hyper_parameters['config']) nor lightning-bolts SimCLR (no 'arch' and "
-            "'projection.*' weights)"
-        )
-    run_dir = sources.run_dir_of(path)
-    if run_dir is not None and not weights.metrics:
-        weights.metrics = sources.read_json(run_dir / "report.json")
+        weights = from_foreign(path, obj, arch, stem)
+    run = RunDir.of_checkpoint(path)
+    if run is not None and not weights.metrics:
+        weights.metrics = checkpoint_file.read_json(run.report_json)
     return path, weights
 
 
 def _check_expected(
     path: Path, weights: EncoderWeights, arch: str | None, stem: str | None
 ) -> None:
+    if arch is not None and arch.startswith(TIMM_PREFIX):
+        name = weights.config.get("encoder", {}).get("timm_name")
+        if weights.arch != "timm" or name != arch[len(TIMM_PREFIX) :]:
+            held = f"timm {name}" if weights.arch == "timm" else f"{weights.arch} encoder"
+            raise CheckpointError(f"{path}: holds a {held}; expected {arch}")
+        return
     if arch is not None and arch != weights.arch:
         raise CheckpointError(
             f"{path}: holds a {weights.arch} encoder (stem {weights.stem}); expected {arch}"
@@ -102,12 +121,17 @@ def load_encoder(
 
     Args:
         source: a simclr-pretrain run directory (its `checkpoints/last.ckpt`, else
-            `best.ckpt`), a Lightning `.ckpt` (ours or lightning-bolts 0.7 SimCLR), or a
-            `.safetensors` file written by `simclr-export`. Checkpoints are read with
+            `best.ckpt`), a Lightning `.ckpt` (ours or lightning-bolts 0.7 SimCLR), a
+            `.safetensors` file written by `simclr-export`, or weights from another
+            toolkit (a torchvision ResNet state dict, a lightly backbone, a timm
+            checkpoint; see :mod:`simclr.hub.foreign`). Checkpoints are read with
             `torch.load(weights_only=True)`; one that needs code to unpickle is refused.
         with_head: also return the projection head (our ProjectionHead, or bolts'
             normalised projection for bolts checkpoints).
         arch, stem: what the caller expects; a file holding anything else is refused.
+            Weights from other toolkits record neither, so there they say what to
+            build: `arch="resnet50"` (stem from the first conv's kernel unless given)
+            or `arch="timm:<name>"`.
 
     Returns:
         The torchvision ResNet (`fc` = identity) or timm backbone, carrying
@@ -119,9 +143,9 @@ def load_encoder(
         CheckpointError: one line naming the file and what was expected.
     """
     from simclr.augment import build_eval_transform
-    from simclr.hub.weights import merged_config
+    from simclr.config.defaults import merged_config
 
-    path, weights = read_weights(source)
+    path, weights = read_weights(source, arch=arch, stem=stem)
     _check_expected(path, weights, arch, stem)
     encoder = weights.build_encoder(path)
     feature_dim = int(getattr(encoder, "feature_dim", 0))

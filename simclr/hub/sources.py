@@ -1,133 +1,29 @@
-"""Finding and safely reading the file behind a weights source.
-
-A source is a run directory, a Lightning `.ckpt` or a `.safetensors` file. The
-kind is decided from the file's first bytes, not its name, so a renamed file is
-still read correctly and a file of another kind gets a clear error. Checkpoints
-are unpickled with `torch.load(weights_only=True)`: a file that would need
-arbitrary code to unpickle is refused, and that code never runs.
-"""
+"""Which weights file a source names: a file itself, or the checkpoint inside a run directory."""
 
 from __future__ import annotations
 
-import json
-import pickle
-import re
-import struct
 from pathlib import Path
-from typing import Any
 
-import torch
-
+from simclr.checkpoint_file import EXPECTED
 from simclr.errors import CheckpointError
-
-EXPECTED = "a simclr-pretrain run directory, a Lightning .ckpt or a .safetensors file"
-# torch.save writes a zip archive; very old torch wrote a bare pickle (protocol 2).
-_ZIP_MAGIC = b"PK\x03\x04"
-_PICKLE_MAGIC = b"\x80\x02"
-# Preference order inside a run directory: the final weights, as simclr-eval uses them.
-RUN_DIR_CHECKPOINTS = ("checkpoints/last.ckpt", "checkpoints/best.ckpt")
+from simclr.rundir import RunDir
 
 
 def resolve(source: str | Path) -> Path:
     """The weights file a source names: itself, or the checkpoint inside a run directory."""
     path = Path(source).expanduser()
     if path.is_dir():
-        for name in RUN_DIR_CHECKPOINTS:
-            if (path / name).is_file():
-                return path / name
+        run = RunDir(path)
+        for candidate in run.weights_preference:
+            if candidate.is_file():
+                return candidate
         singles = sorted(path.glob("*.ckpt")) + sorted(path.glob("*.safetensors"))
         if len(singles) == 1:
             return singles[0]
+        names = " or ".join(str(p.relative_to(path)) for p in run.weights_preference)
         raise CheckpointError(
-            f"{path}: no {' or '.join(RUN_DIR_CHECKPOINTS)} inside; expected a "
-            "simclr-pretrain run directory"
+            f"{path}: no {names} inside; expected a simclr-pretrain run directory"
         )
     if not path.exists():
         raise CheckpointError(f"{path}: no such file; expected {EXPECTED}")
     return path
-
-
-def run_dir_of(weights: Path) -> Path | None:
-    """The run directory a checkpoint lies in (`<run>/checkpoints/x.ckpt`), if any."""
-    parent = weights.parent
-    if parent.name == "checkpoints" and (parent.parent / ".hydra").is_dir():
-        return parent.parent
-    if parent.name == "checkpoints" and (parent.parent / "report.json").is_file():
-        return parent.parent
-    return None
-
-
-def sniff(path: Path) -> str:
-    """'ckpt' or 'safetensors', from the first bytes; CheckpointError for anything else."""
-    try:
-        with path.open("rb") as f:
-            head = f.read(16)
-    except OSError as err:
-        raise CheckpointError(
-            f"{path}: cannot be read ({err.strerror}); expected {EXPECTED}"
-        ) from None
-    # safetensors first: its 8-byte little-endian header length may begin with 0x80.
-    if len(head) >= 9:
-        (header_len,) = struct.unpack("<Q", head[:8])
-        if 0 < header_len < 100_000_000 and head[8:9] == b"{":
-            return "safetensors"
-    if head.startswith(_ZIP_MAGIC) or head.startswith(_PICKLE_MAGIC):
-        return "ckpt"
-    if not head:
-        raise CheckpointError(f"{path}: the file is empty; expected {EXPECTED}")
-    raise CheckpointError(f"{path}: not a checkpoint or safetensors file; expected {EXPECTED}")
-
-
-def _unsupported_global(message: str) -> str:
-    found = re.search(r"GLOBAL ([\w.]+)", message) or re.search(r"global[: ]+([\w.]+)", message)
-    return found.group(1) if found else message.strip().splitlines()[0]
-
-
-def read_checkpoint(path: Path) -> dict[str, Any]:
-    """Unpickle a `.ckpt` with weights_only=True; refuse anything that needs code."""
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        raise CheckpointError(
-            f"{path}: refused: unpickling it would run code ({_unsupported_global(str(err))}); "
-            "only weights-only checkpoints (tensors, numbers, strings, dicts) are read"
-        ) from None
-    except (RuntimeError, EOFError, OSError, ValueError) as err:
-        # torch's messages run to several sentences; the first says what went wrong.
-        text = str(err).strip()
-        first = text.splitlines()[0].split(". ")[0].rstrip(".") if text else type(err).__name__
-        raise CheckpointError(
-            f"{path}: truncated or damaged checkpoint ({first}); expected a complete Lightning .ckpt"
-        ) from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise CheckpointError(
-            f"{path}: no 'state_dict' inside; expected a Lightning checkpoint written by "
-            "simclr-pretrain or lightning-bolts SimCLR"
-        )
-    return ckpt
-
-
-def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Tensors and header metadata of a `.safetensors` file."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            metadata = dict(f.metadata() or {})
-        tensors = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        raise CheckpointError(
-            f"{path}: truncated or damaged safetensors file ({err}); expected a file written "
-            "by simclr-export"
-        ) from None
-    return tensors, metadata
-
-
-def read_json(path: Path) -> dict[str, Any]:
-    """A JSON object from a file, or {} when it is absent or unreadable (metadata only)."""
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}

@@ -17,8 +17,9 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from simclr.config.schema import RunConfig
+from simclr.config.defaults import merged_config
 from simclr.errors import CheckpointError
+from simclr.models.bolts_head import projection_from_state
 from simclr.models.encoder import build_encoder, build_resnet
 from simclr.models.head import build_head
 
@@ -28,18 +29,6 @@ FORMAT_VERSION = "1"
 # `encoder.stem` has no such choice, so only the hub builds it.
 STEM_NO_MAXPOOL = "imagenet_nomaxpool"
 STEMS = ("imagenet", "cifar", STEM_NO_MAXPOOL)
-
-
-def default_config() -> dict[str, Any]:
-    """Every RunConfig key with its default, as a plain dict."""
-    plain = OmegaConf.to_container(OmegaConf.structured(RunConfig), resolve=True, enum_to_str=True)
-    return plain  # type: ignore[return-value]
-
-
-def merged_config(saved: dict[str, Any]) -> Any:
-    """The saved config over the defaults, as an attribute-accessible OmegaConf node."""
-    base = OmegaConf.create(default_config())
-    return OmegaConf.merge(base, OmegaConf.create(saved))
 
 
 @dataclass
@@ -78,8 +67,6 @@ class EncoderWeights:
             )
         head: nn.Module
         if self.head_kind == "bolts":
-            from simclr.hub.bolts import projection_from_state
-
             head = projection_from_state(self.head_state)
         else:
             head = build_head(merged_config(self.config).head, feature_dim)

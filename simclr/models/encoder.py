@@ -17,6 +17,7 @@ from torchvision import models as tv_models
 from simclr.config.choices import EncoderArch, EncoderStem
 from simclr.config.schema import EncoderConfig
 from simclr.errors import ConfigError
+from simclr.models.inference import encode
 
 # Every `encoder.arch` but timm is a torchvision constructor of the same name.
 RESNETS: dict[EncoderArch, Callable[..., tv_models.ResNet]] = {
@@ -78,11 +79,6 @@ def feature_dim(encoder: nn.Module) -> int:
     return int(dim)
 
 
-@torch.no_grad()
 def infer_feature_dim(encoder: nn.Module, image_size: int) -> int:
     """Feature dimension measured by a forward pass (for encoders built elsewhere)."""
-    was_training = encoder.training
-    encoder.eval()
-    out = encoder(torch.zeros(1, 3, image_size, image_size))
-    encoder.train(was_training)
-    return int(out.shape[-1])
+    return int(encode(encoder, [torch.zeros(1, 3, image_size, image_size)]).shape[-1])

@@ -4,6 +4,6 @@
 `simclr-eval` calls on a checkpoint; the modules below do one job each.
 """
 
-from simclr.evaluate.pipeline import evaluate_encoder, headline_metric
+from simclr.evaluation.pipeline import evaluate_encoder, headline_metric
 
 __all__ = ["evaluate_encoder", "headline_metric"]

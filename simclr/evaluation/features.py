@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -24,13 +25,25 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from simclr.data.datamodule import TransformedDataset
+from simclr.data.transformed import TransformedDataset
+from simclr.models.inference import encode
 
 log = logging.getLogger(__name__)
 
 # Data-config keys that change which images are read or how; batching and worker
 # settings do not change a feature, so they stay out of the cache key.
-_DATA_KEYS = ("name", "root", "image_size", "split_seed", "test_fraction", "on_bad_image")
+_DATA_KEYS = (
+    "name",
+    "root",
+    "image_size",
+    "split_seed",
+    "test_fraction",
+    "on_bad_image",
+    "max_image_pixels",
+)
+# Bumped whenever images decode differently (2: EXIF orientation, scaled high bit depths),
+# so features cached by an earlier version are not reused.
+CACHE_VERSION = 2
 
 
 @dataclass
@@ -84,13 +97,18 @@ def cache_key(model_id: str, data_cfg: Any, transform: Any, contents: Any = None
     """
     data = {k: getattr(data_cfg, k, None) for k in _DATA_KEYS}
     blob = json.dumps(
-        {"model": model_id, "data": data, "transform": repr(transform), "contents": contents},
+        {
+            "version": CACHE_VERSION,
+            "model": model_id,
+            "data": data,
+            "transform": repr(transform),
+            "contents": contents,
+        },
         default=str,
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:20]
 
 
-@torch.no_grad()
 def extract(
     model: nn.Module,
     dataset: Dataset,
@@ -108,14 +126,16 @@ def extract(
         shuffle=False,
         num_workers=num_workers,
     )
-    was_training = model.training
-    model.eval().to(device)
-    feats, labels = [], []
-    for images, targets in tqdm(loader, desc=desc, unit="batch", leave=False):
-        feats.append(model(images.to(device)).float().cpu())
-        labels.append(targets)
-    model.train(was_training)
-    return torch.cat(feats).numpy(), torch.cat(labels).numpy().astype(np.int64)
+    labels: list[torch.Tensor] = []
+
+    def images(batches: Iterable[tuple[torch.Tensor, torch.Tensor]]) -> Iterator[torch.Tensor]:
+        for batch, targets in batches:
+            labels.append(targets)
+            yield batch
+
+    batches = tqdm(loader, desc=desc, unit="batch", leave=False)
+    feats = encode(model.to(device), images(batches), device)
+    return feats.numpy(), torch.cat(labels).numpy().astype(np.int64)
 
 
 def cached_features(

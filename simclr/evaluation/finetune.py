@@ -34,9 +34,10 @@ from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 
 from simclr.augment import build_eval_transform
-from simclr.data.datamodule import TransformedDataset
-from simclr.evaluate.probe import Hyper
+from simclr.data.transformed import TransformedDataset
+from simclr.evaluation.probe import Hyper
 from simclr.models.encoder import infer_feature_dim
+from simclr.models.inference import encode
 
 BN_IMAGES = 10_000  # enough for stable BatchNorm statistics, bounded on large splits
 
@@ -261,12 +262,10 @@ def recalibrate_batchnorm(
     update_bn(loader, model.to(device), device)
 
 
-@torch.no_grad()
 def predict_images(
     model: nn.Module, dataset: Dataset, transform: Any, batch_size: int
 ) -> np.ndarray:
     """Predicted class of every item of `dataset` (eval transform, eval mode, GPU if any)."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model.eval().to(device)
     loader = DataLoader(TransformedDataset(dataset, transform), batch_size=batch_size)
-    return torch.cat([model(x.to(device)).argmax(dim=1).cpu() for x, _ in loader]).numpy()
+    return encode(model.to(device), loader, device).argmax(dim=1).numpy()

@@ -16,8 +16,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from simclr.evaluate.report import EVALUATOR_LABELS, LABELS
-from simclr.evaluate.report_schema import ResultRow
+from simclr.evaluation.report import EVALUATOR_LABELS, LABELS
+from simclr.evaluation.report_schema import ResultRow
 
 
 def _save(fig: Figure, path: Path) -> None:

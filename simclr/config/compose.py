@@ -1,27 +1,21 @@
-"""What every console script shares: bad input becomes one line on stderr and exit 2.
+"""Composing the run config the way the console scripts do, with one-line errors.
 
 Hydra reports a bad override (an unknown key, a value of the wrong type, a missing
-group option) in several lines and exits 1. :func:`run_app` first composes the
-config once with Hydra's compose API (`preflight`), turns anything Hydra or
-OmegaConf raise into a :class:`~simclr.errors.ConfigError` naming the override and
-what was expected, checks that the output directory can be created, and only then
-hands the command line to the ``@hydra.main`` function. With ``HYDRA_FULL_ERROR=1``
-the preflight is skipped, so Hydra's own full report comes through unchanged.
+group option) in several lines and exits 1. :func:`compose_checked` composes with
+Hydra's compose API and turns anything Hydra or OmegaConf raise into a
+:class:`~simclr.errors.ConfigError` naming the override and what was expected;
+the console layer (its preflight) and the Python API (:mod:`simclr.api`) both use it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import errno
-import os
 import re
-import sys
 import types
 import typing
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from enum import Enum
-from pathlib import Path
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -29,51 +23,7 @@ from hydra.errors import HydraException, MissingConfigException, OverrideParseEx
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from simclr.errors import ConfigError, OutputError, SimclrError
-
-EXIT_USER_ERROR = 2
-# Errors that mean "this output location cannot take our files", not a bug of ours.
-OUTPUT_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
-# Command-line flags after which Hydra composes nothing we could check.
-_NO_COMPOSE_FLAGS = ("help", "hydra_help", "version", "shell_completion", "info")
-_WORKER_LAST_LINE = re.compile(r"^[\w.]*?(\w+(Error|Exception)): (.*)$")
-
-
-def full_error_wanted() -> bool:
-    """True when the user asked for Hydra's full tracebacks (HYDRA_FULL_ERROR=1)."""
-    return os.environ.get("HYDRA_FULL_ERROR") == "1"
-
-
-def one_line(err: BaseException) -> str:
-    """The user-facing line of an error, also when a DataLoader worker wrapped it.
-
-    PyTorch re-raises a worker's exception with the worker's traceback folded into
-    the message; the original message is its last line.
-    """
-    text = str(err).strip()
-    if "Original Traceback" in text:
-        last = text.splitlines()[-1].strip()
-        match = _WORKER_LAST_LINE.match(last)
-        text = match.group(3) if match else last
-    return " ".join(text.split())
-
-
-def report_error(program: str, err: BaseException) -> str:
-    """Print `program: error: <one line>` on stderr and return that line."""
-    message = f"{program}: error: {one_line(err)}"
-    print(message, file=sys.stderr, flush=True)
-    return message
-
-
-def output_error(err: OSError) -> OutputError | None:
-    """An OutputError for a full disk or an unwritable file; None for other OSErrors."""
-    if err.errno not in OUTPUT_ERRNOS:
-        return None
-    where = err.filename or "the output directory"
-    return OutputError(f"cannot write {where}: {err.strerror}; files written before are intact")
-
-
-# --- turning Hydra's composition errors into one line ------------------------------------
+from simclr.errors import ConfigError
 
 
 def _is_choice(hint: Any) -> bool:
@@ -201,37 +151,6 @@ def check_known_keys(cfg: DictConfig, where: str = "") -> None:
             check_known_keys(child, full)
 
 
-# --- the preflight ----------------------------------------------------------------------
-
-
-def _job_overrides(overrides: Sequence[str], multirun: bool) -> Iterator[list[str]]:
-    """Command lines of single jobs that, together, use every value a sweep names."""
-    if not multirun:
-        yield list(overrides)
-        return
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        parsed = OverridesParser.create().parse_overrides(list(overrides))
-    except OverrideParseException as err:
-        raise ConfigError(explain_composition_error(err, overrides)) from None
-    choices: list[list[str]] = []
-    for item in parsed:
-        if not item.is_sweep_override():
-            choices.append([str(item.input_line)])
-            continue
-        try:
-            values = list(item.sweep_string_iterator())
-        except HydraException:
-            continue  # an interval sweep (Optuna): its values are drawn later
-        choices.append([f"{item.get_key_element()}={v}" for v in values])
-    base = [c[0] for c in choices]
-    yield base
-    for i, options in enumerate(choices):
-        for option in options[1:]:
-            yield [*base[:i], option, *base[i + 1 :]]
-
-
 def compose_checked(config_dir: str, config_name: str, overrides: Sequence[str]) -> DictConfig:
     """Compose like the app will; ConfigError (one line) for any composition problem."""
     try:
@@ -241,50 +160,3 @@ def compose_checked(config_dir: str, config_name: str, overrides: Sequence[str])
         raise ConfigError(explain_composition_error(err, overrides)) from None
     check_known_keys(cfg)
     return cfg
-
-
-def check_output_dir(key: str, directory: str) -> None:
-    """OutputError unless `directory` exists writable or can be created."""
-    path = Path(directory).expanduser().absolute()
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise OutputError(f"{key}={directory}: {existing} is a file, not a directory")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise OutputError(f"{key}={directory}: {existing} is not writable")
-
-
-def preflight(argv: Sequence[str], config_dir: str, config_name: str) -> None:
-    """Compose the config of every job `argv` asks for; raise one-line errors."""
-    from hydra._internal.utils import get_args_parser  # the parser @hydra.main uses
-
-    args = get_args_parser().parse_args(list(argv))
-    if any(getattr(args, flag, None) for flag in _NO_COMPOSE_FLAGS):
-        return
-    if args.config_dir or args.config_path or args.experimental_rerun:
-        return  # another search path: Hydra reports its own errors there
-    name = args.config_name or config_name
-    cfg: DictConfig | None = None
-    for job in _job_overrides(args.overrides, bool(args.multirun)):
-        cfg = compose_checked(config_dir, name, job)
-    if cfg is not None and not args.cfg:
-        key = "hydra.sweep.dir" if args.multirun else "hydra.run.dir"
-        check_output_dir(key, str(OmegaConf.select(cfg, key)))
-
-
-def run_app(
-    program: str,
-    app: Callable[[], Any],
-    config_dir: str,
-    config_name: str = "config",
-    argv: Sequence[str] | None = None,
-) -> None:
-    """Preflight the command line, then run the ``@hydra.main`` function `app`."""
-    if not full_error_wanted():
-        try:
-            preflight(sys.argv[1:] if argv is None else argv, config_dir, config_name)
-        except SimclrError as err:
-            report_error(program, err)
-            sys.exit(EXIT_USER_ERROR)
-    app()

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from simclr.evaluate.probe import FittedProbe
+from simclr.evaluation.probe import FittedProbe
 
 
 def knn_predict(

@@ -13,20 +13,12 @@ import platform
 import sys
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import asdict
 from importlib import metadata
 from pathlib import Path
 
 import torch
 
-from simclr.evaluate.protocol import SeedResult, Summary
-from simclr.evaluate.report_schema import (
-    Headline,
-    Report,
-    ResultRow,
-    SeedRun,
-    report_to_dict,
-)
+from simclr.evaluation.report_schema import Headline, Report, ResultRow, report_to_dict
 
 LABELS = {
     "simclr": "SimCLR",
@@ -74,25 +66,14 @@ def machine() -> dict[str, str]:
     return {"cpu": _cpu_model(), "cpu_count": cores, "gpu": gpu, "os": platform.platform()}
 
 
-def headline(summaries: Sequence[Summary], evaluator: str, fraction: float) -> Headline:
+def headline(results: Sequence[ResultRow], evaluator: str, fraction: float) -> Headline:
     """SimCLR's cell at `evaluator` and `fraction` (mean None if it was not run)."""
-    for s in summaries:
+    for s in results:
         if (s.representation, s.evaluator) == ("simclr", evaluator) and abs(
             s.fraction - fraction
         ) < 1e-9:
             return Headline("simclr", evaluator, fraction, s.mean, s.std, s.n_seeds)
     return Headline("simclr", evaluator, fraction)
-
-
-def rows(summaries: Sequence[Summary]) -> list[ResultRow]:
-    """Schema rows of the summaries."""
-    return [ResultRow(**asdict(s)) for s in summaries]
-
-
-def runs(results: Sequence[SeedResult]) -> list[SeedRun]:
-    """Schema rows of the per-seed results (hyperparameters chosen, accuracy)."""
-    keep = ("representation", "evaluator", "fraction", "seed", "n_labels", "accuracy", "chosen")
-    return [SeedRun(**{k: getattr(r, k) for k in keep}) for r in results]
 
 
 def write_json(report: Report, path: Path) -> None:

@@ -19,7 +19,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from simclr.evaluate.probe import FittedProbe, min_class_count
+from simclr.evaluation.probe import FittedProbe, min_class_count
 
 
 def _fit(x: np.ndarray, y: np.ndarray, c: float, max_iter: int) -> Pipeline:

@@ -9,51 +9,38 @@ Evaluators are fitted on the subset alone and scored on the test split after.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from torch import nn
 from tqdm.auto import tqdm
 
-from simclr.evaluate.features import FeatureSet
-from simclr.evaluate.knn import fit_knn
-from simclr.evaluate.linear import fit_linear
-from simclr.evaluate.mlp import fit_mlp
-from simclr.evaluate.probe import FittedProbe, Hyper, single_threaded
-from simclr.evaluate.subsets import nested_subsets, seeds_for
+from simclr.evaluation.baselines import random_init_encoder
+from simclr.evaluation.collect import Collected
+from simclr.evaluation.features import FeatureSet
+from simclr.evaluation.knn import fit_knn
+from simclr.evaluation.linear import fit_linear
+from simclr.evaluation.mlp import fit_mlp
+from simclr.evaluation.probe import FittedProbe, single_threaded
+from simclr.evaluation.report_schema import ResultRow, SeedRun
+from simclr.evaluation.subsets import nested_subsets, seeds_for
 
 FitFn = Callable[[np.ndarray, np.ndarray, Any, int], FittedProbe]
 FEATURE_EVALUATORS: dict[str, FitFn] = {"linear": fit_linear, "mlp": fit_mlp, "knn": fit_knn}
 
 
-@dataclass
-class SeedResult:
-    """Test accuracy of one evaluator on one representation, fraction and seed."""
-
-    representation: str
-    evaluator: str
-    fraction: float
-    seed: int
-    n_labels: int
-    accuracy: float
-    chosen: dict[str, Hyper] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
+Cell = tuple[str, str, float]  # (representation, evaluator, fraction): one report row
 
 
 @dataclass
-class Summary:
-    """Mean and sample standard deviation of a cell's accuracy over its seeds."""
+class ProtocolResult:
+    """What the protocol produced, as report rows."""
 
-    representation: str
-    evaluator: str
-    fraction: float
-    mean: float
-    std: float
-    n_seeds: int
-    n_labels: int
-    accuracies: list[float]
-    notes: list[str]
+    runs: list[SeedRun]  # one per fit, in fitting order
+    results: list[ResultRow]  # one per cell, in first-fitted order
+    notes: list[str] = field(default_factory=list)  # about the evaluation as a whole
 
 
 def fraction_plan(ev: Any) -> list[tuple[float, int]]:
@@ -71,9 +58,15 @@ def subsets_by_seed(
 
 
 def run_feature_probes(
-    features: Mapping[str, FeatureSet], ev: Any, evaluators: Sequence[str]
-) -> list[SeedResult]:
-    """Fit every feature evaluator on every representation's subsets; score on test."""
+    features: Mapping[str, FeatureSet],
+    ev: Any,
+    evaluators: Sequence[str],
+    notes: dict[Cell, set[str]] | None = None,
+) -> list[SeedRun]:
+    """Fit every feature evaluator on every representation's subsets; score on test.
+
+    The fallbacks a fit took (its notes) are added to `notes[cell]` when given.
+    """
     names = list(features)
     train_y = features[names[0]].train_y
     for name in names[1:]:  # the same images in the same order, or the subsets would differ
@@ -96,25 +89,28 @@ def run_feature_probes(
                 fs.train_x[idx], fs.train_y[idx], ev[evaluator], seed
             )
             acc = probe.accuracy(fs.test_x, fs.test_y)
-        results.append(
-            SeedResult(rep, evaluator, f, seed, len(idx), acc, probe.chosen, probe.notes)
-        )
+        results.append(SeedRun(rep, evaluator, f, seed, len(idx), acc, probe.chosen))
+        if notes is not None:
+            notes.setdefault((rep, evaluator, f), set()).update(probe.notes)
     return results
 
 
-def summarise(results: Sequence[SeedResult]) -> list[Summary]:
-    """One row per (representation, evaluator, fraction), in first-seen order."""
-    cells: dict[tuple[str, str, float], list[SeedResult]] = defaultdict(list)
-    for r in results:
+def summarise(
+    runs: Sequence[SeedRun], notes: Mapping[Cell, Iterable[str]] | None = None
+) -> list[ResultRow]:
+    """One row per (representation, evaluator, fraction), in first-seen order: mean and
+    sample standard deviation of the accuracy over seeds, and the cell's `notes`."""
+    cells: dict[Cell, list[SeedRun]] = defaultdict(list)
+    for r in runs:
         cells[(r.representation, r.evaluator, r.fraction)].append(r)
     rows = []
-    for (rep, evaluator, f), rs in cells.items():
+    for cell, rs in cells.items():
         accs = [r.accuracy for r in rs]
-        notes = sorted({n for r in rs for n in r.notes})
         std = float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.0
         n_labels = round(float(np.mean([r.n_labels for r in rs])))
+        cell_notes = sorted(set((notes or {}).get(cell, ())))
         rows.append(
-            Summary(rep, evaluator, f, float(np.mean(accs)), std, len(rs), n_labels, accs, notes)
+            ResultRow(*cell, float(np.mean(accs)), std, len(rs), n_labels, accs, cell_notes)
         )
     return rows
 
@@ -129,13 +125,13 @@ def run_finetune(
     image_size: int,
     eval_transform: Any,
     num_workers: int = 0,
-) -> list[SeedResult]:
+) -> list[SeedRun]:
     """Fine-tune each `name: (encoder, pretrained)` on the fine-tuning fractions' subsets.
 
     The subsets are the ones the feature probes use for the same seed; `train_y` and
     `test_y` are the labels of `splits.train` / `splits.test` in order.
     """
-    from simclr.evaluate.finetune import finetune, predict_images
+    from simclr.evaluation.finetune import finetune, predict_images
 
     plan = [(f, n) for f, n in fraction_plan(ev) if f in {float(x) for x in ev.finetune.fractions}]
     if not plan:
@@ -161,5 +157,35 @@ def run_finetune(
         )
         pred = predict_images(model, splits.test, eval_transform, int(ev.batch_size))
         acc = float(np.mean(pred == test_y))
-        results.append(SeedResult(name, "finetune", f, seed, len(idx), acc, chosen))
+        results.append(SeedRun(name, "finetune", f, seed, len(idx), acc, chosen))
     return results
+
+
+def run_protocol(encoder: nn.Module, cfg: Any, collected: Collected) -> ProtocolResult:
+    """Step 2 of an evaluation: the feature probes `cfg.eval.evaluators` names on
+    every representation's features, then fine-tuning (of the encoder, and of the
+    `supervised` baseline when asked) on the same label subsets."""
+    ev, features = cfg.eval, collected.features
+    cell_notes: dict[Cell, set[str]] = {}
+    feature_evals = [e for e in ev.evaluators if e != "finetune"]
+    runs = run_feature_probes(features, ev, feature_evals, cell_notes) if feature_evals else []
+    notes: list[str] = []
+    if "finetune" in ev.evaluators:
+        tuned: dict[str, tuple[nn.Module, bool]] = {"simclr": (encoder, True)}
+        if "supervised" in ev.baselines:
+            tuned["supervised"] = (random_init_encoder(cfg), False)
+        labels = features["simclr"]
+        runs += run_finetune(
+            tuned,
+            collected.splits,
+            labels.train_y,
+            labels.test_y,
+            ev,
+            cfg.augment,
+            collected.image_size,
+            collected.transform,
+            int(getattr(collected.data_cfg, "num_workers", 0)),
+        )
+    elif "supervised" in ev.baselines:
+        notes.append("supervised baseline skipped: it needs the finetune evaluator")
+    return ProtocolResult(runs, summarise(runs, cell_notes), notes)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from simclr.evaluate.probe import FittedProbe
+from simclr.evaluation.probe import FittedProbe
 
 
 def holdout_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,0 +1,118 @@
+"""What the Hydra commands share: the shipped config directory, the run directory, the app.
+
+The configs ship inside the package (`conf/` in the repository is the package
+`simclr.conf` in a wheel, see pyproject.toml), so they are found through
+importlib.resources from a source checkout and from an installed wheel alike.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from simclr.config import register_configs
+from simclr.console.errors import (
+    EXIT_USER_ERROR,
+    full_error_wanted,
+    report_error,
+    user_error,
+)
+from simclr.console.home import expand_home
+from simclr.console.preflight import JobCheck, preflight
+from simclr.errors import SimclrError
+from simclr.rundir import RunDir
+
+CONFIG_NAME = "config"
+T = TypeVar("T")
+# Jobs of the current sweep that stopped on a user error (basic launcher: same process).
+_failed_jobs: list[str] = []
+
+
+def config_dir() -> str:
+    """The directory of the shipped Hydra configs (conf/, installed as simclr.conf)."""
+    return str(resources.files("simclr.conf"))
+
+
+CONF_DIR = config_dir()
+# At import: the SLURM tasks of hydra-submitit unpickle a command's `_main` and
+# resolve the config (its ${simclr_rank_zero:...}) without calling its cli().
+register_configs()
+
+
+def current_run_dir() -> RunDir:
+    """This job's output directory (Hydra's), or the working directory outside Hydra."""
+    if HydraConfig.initialized():
+        return RunDir(Path(HydraConfig.get().runtime.output_dir))
+    return RunDir(Path.cwd())
+
+
+def in_multirun() -> bool:
+    """True inside a job of a Hydra sweep (`-m`)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
+
+
+def hydra_job(program: str, cfg: DictConfig, task: Callable[[DictConfig, RunDir], T]) -> T | None:
+    """Run one Hydra job under the error policy.
+
+    A user error is one line on stderr and in the run's `error.txt` (so that
+    `simclr-report` lists the job as failed); a single run then exits 2, a sweep
+    job returns None and the sweep goes on.
+    """
+    run = current_run_dir()
+    try:
+        return task(cfg, run)
+    except (SimclrError, OSError) as caught:
+        err = user_error(caught)
+        if err is None or full_error_wanted():
+            raise
+        message = report_error(program, err)
+        # Marks the directory as a failed run, unless it is one that finished earlier.
+        if run.path.is_dir() and not run.error_file.exists() and not run.finished_marker():
+            with contextlib.suppress(OSError):  # a full disk must not hide the message
+                run.error_file.write_text(message + "\n")
+        if in_multirun():
+            _failed_jobs.append(run.path.name)
+            return None
+        sys.exit(EXIT_USER_ERROR)
+
+
+def run_app(
+    program: str,
+    app: Callable[[], Any],
+    check_job: JobCheck | None = None,
+    default_dir: Callable[[DictConfig], Path | None] | None = None,
+) -> None:
+    """Preflight the command line (one-line errors, exit 2), then run the ``@hydra.main`` app.
+
+    `~` in values is expanded first, in ``sys.argv`` itself, which the app parses
+    (see :mod:`simclr.console.home`). A sweep any of whose jobs failed exits 2 after
+    the last job (the failures are in the jobs' `error.txt`; `simclr-report` lists them).
+    """
+    try:
+        sys.argv[1:] = expand_home(sys.argv[1:])
+    except SimclrError as err:
+        report_error(program, err)
+        sys.exit(EXIT_USER_ERROR)
+    if not full_error_wanted():
+        try:
+            sys.argv += preflight(sys.argv[1:], CONF_DIR, CONFIG_NAME, check_job, default_dir)
+        except SimclrError as err:
+            report_error(program, err)
+            sys.exit(EXIT_USER_ERROR)
+    _failed_jobs.clear()
+    app()
+    if _failed_jobs:
+        print(
+            f"{program}: error: {len(_failed_jobs)} job(s) of the sweep failed: "
+            f"{', '.join(_failed_jobs)}",
+            file=sys.stderr,
+        )
+        sys.exit(EXIT_USER_ERROR)

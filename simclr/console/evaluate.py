@@ -1,0 +1,66 @@
+"""`simclr-eval`: evaluate a trained encoder (run dir, .ckpt or .safetensors).
+
+    simclr-eval checkpoint=outputs/2026-11-23/10-00-00
+    simclr-eval checkpoint=PATH data=folder data.root=DIR eval.fractions=[0.01,0.1,1.0] eval.seeds=10
+
+The report goes to this command's Hydra output directory; see
+:func:`simclr.evaluation.checkpoint.evaluate_checkpoint` for what comes from where.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
+from simclr.rundir import RunDir
+
+PROGRAM = "simclr-eval"
+
+
+def _check(cfg: DictConfig, run: RunDir | None) -> None:
+    """Before Hydra writes anything: a checkpoint, valid eval values, a new output dir."""
+    from simclr.console.preflight import check_new_or_empty
+    from simclr.evaluation.checkpoint import check_request
+
+    check_request(cfg)
+    if run is not None:
+        check_new_or_empty("hydra.run.dir", run.path, "an evaluation")
+
+
+def _beside_the_run(cfg: DictConfig) -> Path | None:
+    """`<run>/eval/<date>_<time>` when the checkpoint belongs to a writable run directory."""
+    from simclr.evaluation.checkpoint import check_request
+
+    run = RunDir.of_checkpoint(check_request(cfg))
+    if run is None or not os.access(run.path, os.W_OK):
+        return None
+    return run.evaluations / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+
+
+def _evaluate(cfg: DictConfig, run: RunDir) -> float | None:
+    from simclr.evaluation import headline_metric
+    from simclr.evaluation.checkpoint import evaluate_checkpoint
+
+    report = evaluate_checkpoint(cfg, list(HydraConfig.get().overrides.task), run.path)
+    print(f"report: {report}")
+    return headline_metric(report)
+
+
+@hydra.main(config_path=CONF_DIR, config_name=CONFIG_NAME, version_base="1.3")
+def _main(cfg: DictConfig) -> float | None:
+    return hydra_job(PROGRAM, cfg, _evaluate)
+
+
+def cli() -> None:
+    """Console entry point of `simclr-eval`."""
+    run_app(PROGRAM, _main, _check, _beside_the_run)  # bad input: one line, exit 2
+
+
+if __name__ == "__main__":
+    cli()

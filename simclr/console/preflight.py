@@ -1,0 +1,150 @@
+"""Checking a Hydra command line before Hydra writes anything.
+
+:func:`preflight` composes the config of every job the command line asks for
+(each value of a sweep at least once) with :func:`~simclr.config.compose.compose_checked`,
+so a bad override is one line naming it, and checks that the output directory can
+be created. With ``HYDRA_FULL_ERROR=1`` the console layer skips it, so Hydra's own
+full report comes through unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+
+from simclr.config.compose import compose_checked, explain_composition_error
+from simclr.config.resolvers import launched_as_rank_zero
+from simclr.console.home import hydra_value
+from simclr.errors import ConfigError, OutputError
+from simclr.rundir import RunDir
+
+# Command-line flags after which Hydra composes nothing we could check.
+_NO_COMPOSE_FLAGS = ("help", "hydra_help", "version", "shell_completion", "info")
+
+
+def _job_overrides(overrides: Sequence[str], multirun: bool) -> Iterator[list[str]]:
+    """Command lines of single jobs that, together, use every value a sweep names."""
+    if not multirun:
+        yield list(overrides)
+        return
+    try:
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+    except OverrideParseException as err:
+        raise ConfigError(explain_composition_error(err, overrides)) from None
+    choices: list[list[str]] = []
+    for item in parsed:
+        if not item.is_sweep_override():
+            choices.append([str(item.input_line)])
+            continue
+        try:
+            values = list(item.sweep_string_iterator())
+        except HydraException:
+            continue  # an interval sweep (Optuna): its values are drawn later
+        choices.append([f"{item.get_key_element()}={v}" for v in values])
+    base = [c[0] for c in choices]
+    yield base
+    for i, options in enumerate(choices):
+        for option in options[1:]:
+            yield [*base[:i], option, *base[i + 1 :]]
+
+
+def check_output_dir(key: str, directory: str) -> None:
+    """OutputError unless `directory` exists writable or can be created."""
+    path = Path(directory).expanduser().absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise OutputError(f"{key}={directory}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{key}={directory}: {existing} is not writable")
+
+
+JobCheck = Callable[[DictConfig, RunDir | None], None]
+
+
+def _given(overrides: Sequence[str], key: str) -> bool:
+    return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides)
+
+
+def check_new_or_empty(key: str, directory: Path, what: str) -> None:
+    """OutputError if `directory` exists and holds anything (earlier work is never touched)."""
+    if directory.is_dir() and any(directory.iterdir()):
+        held = sorted(p.name for p in directory.iterdir())
+        raise OutputError(
+            f"{key}={directory}: already holds {', '.join(held[:3])}"
+            f"{', ...' if len(held) > 3 else ''}; {what} needs a new or empty directory"
+        )
+
+
+def free_directory(path: Path) -> Path:
+    """`path`, or `path-2`, `path-3`, ... : the first that did not exist, created atomically.
+
+    Two runs started in the same second would otherwise share Hydra's default
+    `outputs/<date>/<time>`; mkdir (not an existence check) makes the claim race-free.
+    """
+    for n in range(1, 1000):
+        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
+        try:
+            candidate.parent.mkdir(parents=True, exist_ok=True)
+            candidate.mkdir()
+            return candidate
+        except FileExistsError:
+            continue
+    raise OutputError(f"{path}: no free directory name after 999 tries")
+
+
+def preflight(
+    argv: Sequence[str],
+    config_dir: str,
+    config_name: str,
+    check_job: JobCheck | None = None,
+    default_dir: Callable[[DictConfig], Path | None] | None = None,
+) -> list[str]:
+    """Check every job `argv` asks for before Hydra writes anything; one-line errors.
+
+    Composes each job's config (each value of a sweep at least once) and runs the
+    command's own `check_job(cfg, None)` on it (its values). A directory the user
+    named is then checked (`check_job(cfg, RunDir)` for a run; a sweep's must be new
+    or empty); otherwise the command's `default_dir(cfg)` or Hydra's default
+    (`outputs/<date>/<time>`) is claimed, with a suffix if another run took it this
+    second. Returns the overrides to append to
+    the command line (the directory claimed, pinned).
+    """
+    from hydra._internal.utils import get_args_parser  # the parser @hydra.main uses
+
+    args = get_args_parser().parse_args(list(argv))
+    if any(getattr(args, flag, None) for flag in _NO_COMPOSE_FLAGS):
+        return []
+    if args.config_dir or args.config_path or args.experimental_rerun:
+        return []  # another search path: Hydra reports its own errors there
+    name = args.config_name or config_name
+    multirun = bool(args.multirun)
+    cfg: DictConfig | None = None
+    for job in _job_overrides(args.overrides, multirun):
+        cfg = compose_checked(config_dir, name, job)
+        if check_job is not None and not args.cfg:
+            check_job(cfg, None)
+    if cfg is None or args.cfg or not launched_as_rank_zero():
+        # --cfg writes nothing; DDP children run in rank 0's (already checked) directory.
+        return []
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    directory = str(OmegaConf.select(cfg, key))
+    check_output_dir(key, directory)
+    path = Path(directory).expanduser()
+    if not _given(args.overrides, key):
+        if not multirun and default_dir is not None:
+            path = default_dir(cfg) or path
+        # Pinned on the command line: Hydra resolves `${now:...}` again, maybe a second later.
+        claimed = str(free_directory(path))
+        return [f"{key}={hydra_value(claimed, f'{key}={claimed}')}"]
+    if multirun:
+        check_new_or_empty(key, path, "a sweep")
+    elif check_job is not None:
+        check_job(cfg, RunDir(path))
+    return []

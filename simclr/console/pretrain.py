@@ -1,0 +1,65 @@
+"""`simclr-pretrain`: the Hydra app that pretrains, then evaluates unless `eval=none`.
+
+simclr-pretrain                                  # embedded digits preset
+simclr-pretrain experiment=cifar10_resnet18 data.root=~/data
+simclr-pretrain -m optim.lr=0.3,0.6 loss.temperature=0.1,0.5
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
+from simclr.console.errors import EXIT_USER_ERROR, report_error
+from simclr.errors import SimclrError
+from simclr.rundir import RunDir
+
+PROGRAM = "simclr-pretrain"
+
+
+def _check(cfg: DictConfig, run: RunDir | None) -> None:
+    """Before Hydra writes anything: the values, and a run directory that is ours to use."""
+    from simclr.config import validate_config
+    from simclr.pretraining import check_run_dir
+    from simclr.training import check_devices
+
+    validate_config(cfg)
+    check_devices(cfg)
+    if run is not None:
+        check_run_dir(run, str(cfg.resume), started=False)
+
+
+def _pretrain(cfg: DictConfig, run: RunDir) -> float | None:
+    from simclr.evaluation import headline_metric
+    from simclr.pretraining import pretrain_run
+
+    report = pretrain_run(cfg, run, command=" ".join([PROGRAM, *sys.argv[1:]]))
+    if report is None:
+        return None
+    print(f"report: {report}")
+    return headline_metric(report)  # what a Hydra sweeper (e.g. Optuna) maximises
+
+
+@hydra.main(config_path=CONF_DIR, config_name=CONFIG_NAME, version_base="1.3")
+def _main(cfg: DictConfig) -> float | None:
+    return hydra_job(PROGRAM, cfg, _pretrain)
+
+
+def cli() -> None:
+    """Console entry point of `simclr-pretrain`."""
+    from simclr.launch import external_launch_overrides
+
+    try:
+        # Under torchrun/SLURM every rank runs this: agree on one run directory.
+        sys.argv += external_launch_overrides(sys.argv[1:])
+    except SimclrError as err:
+        report_error(PROGRAM, err)
+        sys.exit(EXIT_USER_ERROR)
+    run_app(PROGRAM, _main, _check)  # bad input: one line, exit 2, nothing written
+
+
+if __name__ == "__main__":
+    cli()
