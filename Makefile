@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -e '.[test,sweep,tensorboard]'
+	$(PY) -m pip install --quiet -e '.[test,sweep,tensorboard,stream]'
 	rm -f $(VENV)/.installed-* && touch $@
 
 install: $(STAMP)

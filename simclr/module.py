@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from simclr.chunked_step import chunked_training_step
 from simclr.config.choices import AugmentBackend
 from simclr.config.schema import RunConfig
 from simclr.errors import SimclrError
@@ -45,6 +46,10 @@ class SimCLRModule(pl.LightningModule):
         self.encoder = build_encoder(self.cfg.encoder)
         self.head = build_head(self.cfg.head, feature_dim(self.encoder))
         self.criterion = NTXentLoss(self.cfg.loss.temperature, gather=self.cfg.loss.gather)
+        # loss.chunk_size: gradient caching, several backward passes per optimizer step,
+        # which needs Lightning's manual optimization (simclr/chunked_step.py).
+        self.chunk_size = int(getattr(self.cfg.loss, "chunk_size", None) or 0)
+        self.automatic_optimization = not self.chunk_size
         self.skipped_nonfinite = 0
         # backend=gpu: the loader brings uint8 crops; colour and blur run here, batched.
         self.gpu_augment: torch.nn.Module | None = None
@@ -78,6 +83,8 @@ class SimCLRModule(pl.LightningModule):
             return self.gpu_augment(view1), self.gpu_augment(view2)
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor] | None:
+        if self.chunk_size:
+            return chunked_training_step(self, batch, batch_idx)
         (view1, view2), labels = batch
         view1, view2 = self.finish_views(view1, view2)
         n = view1.shape[0]
@@ -86,23 +93,33 @@ class SimCLRModule(pl.LightningModule):
         features = self.encoder(self._prepare(torch.cat([view1, view2])))
         z1, z2 = self.head(features).chunk(2)
         loss = self.criterion(z1, z2)
-        if not torch.isfinite(loss):
-            if self.cfg.loss.skip_nonfinite and self._weights_finite():
-                self.skipped_nonfinite += 1
-                self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
-                return None  # Lightning skips the optimizer step for this batch
-            from simclr.resume import last_good_checkpoint
-
-            # Skipping cannot help once the weights themselves are NaN/inf.
-            why = "" if self._weights_finite() else " and the weights are no longer finite"
-            raise NonFiniteLossError(
-                f"loss is {loss.item()} at global step {self.global_step} (epoch "
-                f"{self.current_epoch}, batch {batch_idx}){why}; last good checkpoint: "
-                f"{last_good_checkpoint(self._trainer)} (resume=auto continues from it; "
-                "loss.skip_nonfinite=true skips such steps)"
-            )
-        self.log("train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=n)
+        if not torch.isfinite(loss) and self.skip_nonfinite(loss, batch_idx):
+            return None  # Lightning skips the optimizer step for this batch
+        self.log_loss(loss, n)
         return {"loss": loss, "features": features[:n].detach(), "labels": labels}
+
+    def skip_nonfinite(self, loss: torch.Tensor, batch_idx: int) -> bool:
+        """For a NaN/inf `loss`: True to skip the step (counted), else NonFiniteLossError."""
+        if self.cfg.loss.skip_nonfinite and self._weights_finite():
+            self.skipped_nonfinite += 1
+            self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
+            return True
+        from simclr.resume import last_good_checkpoint
+
+        # Skipping cannot help once the weights themselves are NaN/inf.
+        why = "" if self._weights_finite() else " and the weights are no longer finite"
+        raise NonFiniteLossError(
+            f"loss is {loss.item()} at global step {self.global_step} (epoch "
+            f"{self.current_epoch}, batch {batch_idx}){why}; last good checkpoint: "
+            f"{last_good_checkpoint(self._trainer)} (resume=auto continues from it; "
+            "loss.skip_nonfinite=true skips such steps)"
+        )
+
+    def log_loss(self, loss: torch.Tensor, batch_size: int) -> None:
+        """Log the training loss of a step on `batch_size` images."""
+        self.log(
+            "train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size
+        )
 
     def _weights_finite(self) -> bool:
         return all(bool(torch.isfinite(p).all()) for p in self.parameters())

@@ -7,6 +7,7 @@ command lines or exit codes.
 
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -19,6 +20,8 @@ from simclr.config.resolvers import launched_as_rank_zero
 from simclr.errors import OutputError
 from simclr.rundir import RunDir
 from simclr.runlock import check_not_running, hold
+
+log = logging.getLogger(__name__)
 
 
 def check_run_dir(run: RunDir, resume: str, *, started: bool = True) -> Path | None:
@@ -80,6 +83,7 @@ def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Pa
     from simclr.models import feature_dim
     from simclr.models.inference import check_accepts
     from simclr.module import SimCLRModule
+    from simclr.preemption import exit_on_preemption
     from simclr.resume import ResumePoint, check_resumable
     from simclr.training import build_callbacks, build_trainer
 
@@ -90,24 +94,31 @@ def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Pa
     module = SimCLRModule(cfg)
     check_accepts(module.encoder, int(cfg.data.image_size), f"encoder {cfg.encoder.arch}")
     datamodule = SimCLRDataModule(  # reads the data: fails fast
-        cfg.data, cfg.augment, seed=int(cfg.seed), start_epoch=start.epoch
+        cfg.data,
+        cfg.augment,
+        seed=int(cfg.seed),
+        start_epoch=start.epoch,
+        start_batch=start.batches_done,
     )
     if cfg.eval.enabled:  # what evaluation needs, known before training starts
         check_evaluable(datamodule.splits if cfg.eval.get("data") is None else load_eval_data(cfg))
     if cfg.encoder.compile:
         module.encoder.compile()  # in place, so checkpoint keys keep their names
     num_classes = len(datamodule.splits.classes) if datamodule.has_labeled_eval else None
-    callbacks = build_callbacks(cfg, run, feature_dim(module.encoder), num_classes)
-    trainer = build_trainer(cfg, run, callbacks, resume_step=start.global_step)
+    n_train = len(datamodule.pretrain_set)  # type: ignore[arg-type]
+    callbacks = build_callbacks(cfg, run, feature_dim(module.encoder), num_classes, n_train)
+    steps_per_epoch = n_train // int(cfg.data.batch_size)
+    trainer = build_trainer(cfg, run, callbacks, start.global_step, steps_per_epoch)
     check_launcher_supports(trainer.world_size)
     started = time.perf_counter()
-    with ddp_job_scope():  # ranks > 0 run this very job; afterwards the group is gone
+    # ranks > 0 run this very job; afterwards the group is gone. A signal: last.ckpt, exit.
+    with ddp_job_scope(), exit_on_preemption(trainer, run.path):
         ckpt_path = str(resume_from) if resume_from else None
         trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     pretrain_seconds = time.perf_counter() - started
     if not trainer.is_global_zero:
         return None
-    print(f"checkpoint: {run.last_checkpoint}")
+    log.info("checkpoint: %s", run.last_checkpoint)
     if not cfg.eval.enabled:
         run.pretrain_done.write_text(f"{pretrain_seconds:.1f}\n")
         return None

@@ -92,10 +92,30 @@ def _container(node: Any) -> dict[str, Any]:
 
 
 class ResumePoint(NamedTuple):
-    """Where a resumed run starts: the next epoch and the optimizer steps already taken."""
+    """Where a resumed run starts: its epoch, the optimizer steps already taken, and
+    the batches of that epoch already trained (> 0 after a stop mid-epoch)."""
 
     epoch: int
     global_step: int
+    batches_done: int = 0
+
+
+def _resume_point(ckpt: dict[str, Any]) -> ResumePoint:
+    """Read where training stood from Lightning's loop state in a checkpoint.
+
+    End-of-epoch checkpoints are taken in ``on_train_epoch_end``, after the loop
+    counted the epoch processed (or after its last batch); one taken mid-epoch
+    (simclr.preemption) is in an epoch started but not processed, some batches into it.
+    """
+    fit = (ckpt.get("loops") or {}).get("fit_loop") or {}
+    epochs = (fit.get("epoch_progress") or {}).get("total") or {}
+    batches = fit.get("epoch_loop.batch_progress") or {}
+    step, epoch = int(ckpt.get("global_step", 0)), int(ckpt.get("epoch", -1))
+    unfinished = int(epochs.get("processed", 0)) < int(epochs.get("started", 0))
+    if unfinished and not batches.get("is_last_batch", False):
+        done = int((batches.get("current") or {}).get("completed", 0))
+        return ResumePoint(epoch, step, done)
+    return ResumePoint(epoch + 1, step)
 
 
 def check_resumable(path: Path, cfg: DictConfig) -> ResumePoint:
@@ -130,8 +150,7 @@ def check_resumable(path: Path, cfg: DictConfig) -> ResumePoint:
             "the result will differ from an uninterrupted run",
             stacklevel=2,
         )
-    # Checkpoints are written at the end of an epoch, whose index they record.
-    return ResumePoint(int(ckpt.get("epoch", -1)) + 1, int(ckpt.get("global_step", 0)))
+    return _resume_point(ckpt)
 
 
 class EpochSeeding(Callback):

@@ -10,10 +10,14 @@ from pytorch_lightning.loggers import Logger
 
 from simclr.callbacks.final_checkpoint import FinalCheckpoint
 from simclr.callbacks.online_probe import OnlineLinearProbe
+from simclr.callbacks.progress import RunProgressBar
+from simclr.callbacks.run_summary import RunSummary
 from simclr.checkpoint_io import AtomicCheckpointIO
+from simclr.chunked_step import ManualGradientClipping
 from simclr.config.validate import logger_names
 from simclr.errors import ConfigError
 from simclr.loggers import make_loggers
+from simclr.preemption import PreemptionCheckpoint
 from simclr.resume import EpochSeeding
 from simclr.rundir import BEST, LAST, RunDir
 
@@ -27,7 +31,7 @@ def build_loggers(cfg: Any, run: RunDir, resume_step: int = 0) -> list[Logger] |
 
 
 def build_callbacks(
-    cfg: Any, run: RunDir, feature_dim: int, num_classes: int | None
+    cfg: Any, run: RunDir, feature_dim: int, num_classes: int | None, n_train: int = 0
 ) -> list[Callback]:
     """Checkpointing (last + best), per-epoch seeding, learning-rate logging, online probe."""
     probe = bool(cfg.online_probe.enabled) and bool(num_classes)
@@ -57,12 +61,23 @@ def build_callbacks(
             enable_version_counter=False,
         ),
         EpochSeeding(int(cfg.seed)),  # epoch k is the same whether or not the run resumed
+        # SIGTERM / Ctrl-C: last.ckpt after the current step (simclr/preemption.py).
+        PreemptionCheckpoint(run.last_checkpoint),
     ]
     if logger_names(cfg.trainer.logger):
         callbacks.append(LearningRateMonitor(logging_interval="step"))
+    if cfg.data.name == "stream":  # LitData's loader state across a resume
+        from simclr.data.stream import StreamLoaderState
+
+        callbacks.append(StreamLoaderState())
+    if _chunked(cfg) and cfg.trainer.gradient_clip_val:
+        callbacks.append(ManualGradientClipping(float(cfg.trainer.gradient_clip_val)))
     if probe:
         assert num_classes is not None
         callbacks.append(OnlineLinearProbe(feature_dim, num_classes, float(cfg.online_probe.lr)))
+    callbacks.append(RunSummary(cfg, str(run.path), n_train, num_classes))
+    if cfg.trainer.enable_progress_bar:
+        callbacks.append(RunProgressBar())
     return callbacks
 
 
@@ -81,8 +96,16 @@ def check_devices(cfg: Any) -> None:
         raise ConfigError(f"trainer.devices={devices}: only {present} CUDA device(s) here")
 
 
+def _chunked(cfg: Any) -> bool:
+    return bool(cfg.loss.get("chunk_size"))
+
+
 def build_trainer(
-    cfg: Any, run: RunDir, callbacks: list[Callback], resume_step: int = 0
+    cfg: Any,
+    run: RunDir,
+    callbacks: list[Callback],
+    resume_step: int = 0,
+    steps_per_epoch: int | None = None,
 ) -> pl.Trainer:
     """Lightning's Trainer with the `trainer` config group's arguments.
 
@@ -99,17 +122,20 @@ def build_trainer(
         strategy=t.strategy,
         precision=t.precision,
         accumulate_grad_batches=int(t.accumulate_grad_batches),
-        gradient_clip_val=t.gradient_clip_val,
+        # Manual optimization (loss.chunk_size) clips in ManualGradientClipping instead.
+        gradient_clip_val=None if _chunked(cfg) else t.gradient_clip_val,
         deterministic=bool(t.deterministic),
         # cuDNN picks the fastest convolution kernels for the (fixed) batch shape.
         benchmark=not bool(t.deterministic),
         sync_batchnorm=bool(cfg.encoder.sync_batchnorm),
-        log_every_n_steps=int(t.log_every_n_steps),
+        # Fitted to a short epoch (digits: 9 steps), else Lightning logs no step loss.
+        log_every_n_steps=max(1, min(int(t.log_every_n_steps), steps_per_epoch or 10**9)),
         limit_train_batches=t.limit_train_batches,
         # Validation only feeds the online probe: without it, a pass over the test split
         # every epoch would be wasted work (B4 in benchmarks/ measured it).
         limit_val_batches=None if bool(cfg.online_probe.enabled) else 0,
         enable_progress_bar=bool(t.enable_progress_bar),
+        enable_model_summary=bool(t.enable_model_summary),
         logger=build_loggers(cfg, run, resume_step),
         callbacks=callbacks,
         plugins=[AtomicCheckpointIO()],

@@ -138,7 +138,8 @@ def _resume_world(tmp_path: Path, labeled_folder: Path, kind: str) -> tuple[Path
     extra: list[str] = []
     if kind == "other-architecture":
         torch.save({"state_dict": {}, "hyper_parameters": {"config": cfg}, "loops": {}}, last)
-        extra = ["encoder=resnet34", "encoder.stem=cifar"]
+        # (a timm model name would have no effect on a ResNet, and is refused as such)
+        extra = ["encoder=resnet34", "encoder.stem=cifar", "encoder.timm_name=null"]
     elif kind == "truncated":
         torch.save({"state_dict": {"w": torch.zeros(1000)}, "hyper_parameters": {}}, last)
         last.write_bytes(last.read_bytes()[:1500])

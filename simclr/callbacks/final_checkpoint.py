@@ -19,7 +19,6 @@ class FinalCheckpoint(Callback):
         self.path = path
 
     def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        # Lightning's own record of the step it last saved (public attribute since 1.x).
-        saved_step = getattr(self.periodic, "_last_global_step_saved", -1)
-        if saved_step != trainer.global_step or not self.periodic.last_model_path:
+        # Lightning's own record of the step the periodic checkpoint last saved.
+        if getattr(self.periodic, "_last_global_step_saved", -1) != trainer.global_step:
             trainer.save_checkpoint(self.path)  # every rank calls it; rank 0 writes

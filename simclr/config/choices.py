@@ -55,6 +55,7 @@ class DataName(Choice):
     cifar100 = "cifar100"
     stl10 = "stl10"
     folder = "folder"
+    stream = "stream"  # LitData shards written by simclr-prepare
 
 
 class OnBadImage(Choice):

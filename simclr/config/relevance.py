@@ -34,7 +34,7 @@ def _default(schema: type, name: str) -> Any:
     field = next(f for f in dataclasses.fields(schema) if f.name == name)
     if field.default is not dataclasses.MISSING:
         return field.default
-    return field.default_factory()  # type: ignore[misc]
+    return field.default_factory()  # type: ignore[misc,operator]
 
 
 def check_relevant(node: DictConfig, schema: type, key: str) -> None:

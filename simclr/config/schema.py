@@ -40,7 +40,7 @@ class DataConfig:
     """Where the images come from and how they are batched."""
 
     name: DataName = DataName.digits
-    root: str | None = None  # local directory for cifar*/stl10/folder
+    root: str | None = None  # local directory for cifar*/stl10/folder; shards (or URI): stream
     image_size: int = 32  # side of the square views fed to the encoder
     batch_size: int = 256  # per device
     num_workers: int = 2
@@ -108,6 +108,9 @@ class LossConfig:
     temperature: float = 0.5
     gather: bool = True  # use every rank's projections as negatives
     skip_nonfinite: bool = False  # skip (and count) a step whose loss is NaN/inf
+    # Gradient caching (simclr/gradcache.py): views per encoder pass, the loss still on
+    # the full batch; 0 or null: off (one pass over all 2 x batch_size views).
+    chunk_size: int | None = None
 
 
 @dataclass
@@ -144,6 +147,7 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     limit_train_batches: Any = None
     enable_progress_bar: bool = True
+    enable_model_summary: bool = False  # Lightning's layer table; on with -v
     # One name or a list (`trainer.logger=[csv,mlflow]`) of LoggerName values. `Any`:
     # OmegaConf 2.3 has no Union of a string and a list; validate_config checks the names.
     logger: Any = field(default_factory=lambda: ["csv"])

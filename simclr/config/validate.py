@@ -89,7 +89,6 @@ def validate_config(cfg: DictConfig) -> None:
 
     enc = cfg.encoder
     check_relevant(enc, EncoderConfig, "encoder")
-    check_relevant(cfg.optim, OptimConfig, "optim")
     if enc.arch == EncoderArch.timm and not enc.timm_name:
         raise ConfigError("encoder.timm_name is not set: encoder.arch=timm needs a timm model name")
 
@@ -98,8 +97,21 @@ def validate_config(cfg: DictConfig) -> None:
         _positive("head.hidden_dim", cfg.head.hidden_dim)
 
     _positive("loss.temperature", cfg.loss.temperature)
+    chunk = cfg.loss.get("chunk_size") or 0
+    if chunk < 0 or chunk == 1:
+        raise ConfigError(
+            f"loss.chunk_size={chunk} must be >= 2 (BatchNorm needs two images per pass; "
+            "0 or null: no chunks)"
+        )
+    if chunk and cfg.trainer.accumulate_grad_batches > 1:
+        raise ConfigError(
+            f"loss.chunk_size={chunk} with trainer.accumulate_grad_batches="
+            f"{cfg.trainer.accumulate_grad_batches}: chunks already give a large batch in "
+            "small memory; raise data.batch_size instead of accumulating"
+        )
 
     opt = cfg.optim
+    check_relevant(opt, OptimConfig, "optim")
     _positive("optim.lr", opt.lr)
     if opt.weight_decay < 0:
         raise ConfigError(f"optim.weight_decay={opt.weight_decay} must be >= 0")

@@ -8,6 +8,8 @@ importlib.resources from a source checkout and from an installed wheel alike.
 from __future__ import annotations
 
 import contextlib
+import os
+import shutil
 import sys
 from collections.abc import Callable
 from importlib import resources
@@ -25,7 +27,14 @@ from simclr.console.errors import (
     report_error,
     user_error,
 )
+from simclr.console.help import HELP_FLAGS, PAGES
 from simclr.console.home import expand_home
+from simclr.console.logs import (
+    VERBOSE_ENV,
+    configure_job_logging,
+    take_verbose_flag,
+    verbose_wanted,
+)
 from simclr.console.preflight import JobCheck, preflight
 from simclr.errors import SimclrError
 from simclr.rundir import RunDir
@@ -67,6 +76,7 @@ def hydra_job(program: str, cfg: DictConfig, task: Callable[[DictConfig, RunDir]
     job returns None and the sweep goes on.
     """
     run = current_run_dir()
+    configure_job_logging(verbose_wanted(HydraConfig.get().verbose))
     try:
         return task(cfg, run)
     except (SimclrError, OSError) as caught:
@@ -81,7 +91,23 @@ def hydra_job(program: str, cfg: DictConfig, task: Callable[[DictConfig, RunDir]
         if in_multirun():
             _failed_jobs.append(run.path.name)
             return None
+        discard_unstarted(run)
         sys.exit(EXIT_USER_ERROR)
+
+
+def discard_unstarted(run: RunDir) -> None:
+    """Remove a single run's directory that holds nothing but this failed job's own files.
+
+    Its checks passed only for a new or empty directory (or resume=auto), and nothing
+    was trained into it: what is left (.hydra/, the log, error.txt) would look like a
+    run. The one line on stderr says what went wrong.
+    """
+    cfg = HydraConfig.get()
+    resumed = any(o.split("=", 1)[0].lstrip("+~") == "resume" for o in cfg.overrides.task)
+    if resumed or run.checkpoints.exists() or run.finished_marker():
+        return
+    with contextlib.suppress(OSError):
+        shutil.rmtree(run.path)
 
 
 def run_app(
@@ -96,8 +122,14 @@ def run_app(
     (see :mod:`simclr.console.home`). A sweep any of whose jobs failed exits 2 after
     the last job (the failures are in the jobs' `error.txt`; `simclr-report` lists them).
     """
+    if any(flag in sys.argv[1:] for flag in HELP_FLAGS):
+        print(PAGES[program], end="")
+        sys.exit(0)
+    argv = take_verbose_flag(sys.argv[1:])
+    if os.environ.get(VERBOSE_ENV) == "1":
+        argv.append("trainer.enable_model_summary=true")
     try:
-        sys.argv[1:] = expand_home(sys.argv[1:])
+        sys.argv[1:] = expand_home(argv)
     except SimclrError as err:
         report_error(program, err)
         sys.exit(EXIT_USER_ERROR)

@@ -44,11 +44,12 @@ def _beside_the_run(cfg: DictConfig) -> Path | None:
 
 
 def _evaluate(cfg: DictConfig, run: RunDir) -> float | None:
+    from simclr.console.summary import final_block
     from simclr.evaluation import headline_metric
-    from simclr.evaluation.checkpoint import evaluate_checkpoint
+    from simclr.evaluation.checkpoint import check_request, evaluate_checkpoint
 
     report = evaluate_checkpoint(cfg, list(HydraConfig.get().overrides.task), run.path)
-    print(f"report: {report}")
+    print(final_block(PROGRAM, run, report, check_request(cfg)), flush=True)
     return headline_metric(report)
 
 

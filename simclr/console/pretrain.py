@@ -33,14 +33,16 @@ def _check(cfg: DictConfig, run: RunDir | None) -> None:
 
 
 def _pretrain(cfg: DictConfig, run: RunDir) -> float | None:
+    from simclr.config.resolvers import launched_as_rank_zero
+    from simclr.console.summary import final_block
     from simclr.evaluation import headline_metric
     from simclr.pretraining import pretrain_run
 
     report = pretrain_run(cfg, run, command=" ".join([PROGRAM, *sys.argv[1:]]))
-    if report is None:
-        return None
-    print(f"report: {report}")
-    return headline_metric(report)  # what a Hydra sweeper (e.g. Optuna) maximises
+    if launched_as_rank_zero():
+        print(final_block(PROGRAM, run, report, run.last_checkpoint), flush=True)
+    # What a Hydra sweeper (e.g. Optuna) maximises.
+    return None if report is None else headline_metric(report)
 
 
 @hydra.main(config_path=CONF_DIR, config_name=CONFIG_NAME, version_base="1.3")

@@ -28,6 +28,10 @@ def build_datasets(cfg: DataConfig) -> DataSplits:
         # A config saved before the field existed lacks it: the schema's default then.
         limit = getattr(cfg, "max_image_pixels", DataConfig.max_image_pixels)
         return folder_splits(cfg.root, cfg.on_bad_image, limit)
+    if name is DataName.stream:
+        from simclr.data.stream import stream_splits
+
+        return stream_splits(cfg.root)
     from simclr.data.torchvision_sets import torchvision_splits  # cifar10, cifar100, stl10
 
     return torchvision_splits(name, cfg.root, bool(cfg.stl10_unlabeled))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import pytorch_lightning as pl
@@ -36,6 +37,7 @@ class SimCLRDataModule(pl.LightningDataModule):
         *,
         seed: int = 0,
         start_epoch: int = 0,
+        start_batch: int = 0,
     ) -> None:
         super().__init__()
         self.data_cfg = data_cfg
@@ -43,6 +45,7 @@ class SimCLRDataModule(pl.LightningDataModule):
         # Data order and views are functions of (seed, epoch, index): see simclr.data.epochs.
         self.seed = int(seed)
         self.start_epoch = int(start_epoch)  # > 0 when resuming
+        self.start_batch = int(start_batch)  # > 0 when resuming mid-epoch
         self.splits = splits if splits is not None else build_datasets(data_cfg)
         self.pretrain_set = self.splits.pretraining_set()
         n, batch = len(self.pretrain_set), int(data_cfg.batch_size)  # type: ignore[arg-type]
@@ -79,11 +82,22 @@ class SimCLRDataModule(pl.LightningDataModule):
         gpu = getattr(self.augment_cfg, "backend", "cpu") == "gpu"
         build = build_crop_transform if gpu else build_view_transform
         views = TwoViews(build(self.augment_cfg, size))
+        if self.data_cfg.name == "stream":  # LitData shuffles and splits between ranks itself
+            from simclr.data.stream import stream_train_loader
+
+            return stream_train_loader(self.data_cfg, views, self.seed)
         drop_last = bool(self.data_cfg.drop_last)
         if self.trainer is not None and self.trainer.world_size > 1:
             # Lightning puts in a DistributedSampler, itself seeded per epoch.
             return self._loader(TransformedDataset(self.pretrain_set, views), True, drop_last)
-        sampler = EpochShuffleSampler(len(self.pretrain_set), self.seed, self.start_epoch)  # type: ignore[arg-type]
+        skip = self.start_batch * int(self.data_cfg.batch_size)
+        if skip:
+            # Lightning warns that a loader without state_dict() restarts the epoch; this
+            # sampler continues it instead (its order is a function of seed and epoch).
+            warnings.filterwarnings(
+                "ignore", message="You're resuming from a checkpoint that ended"
+            )
+        sampler = EpochShuffleSampler(len(self.pretrain_set), self.seed, self.start_epoch, skip)  # type: ignore[arg-type]
         dataset = EpochSeededDataset(self.pretrain_set, views, self.seed)
         return self._loader(dataset, False, drop_last, sampler=sampler)
 

@@ -33,13 +33,18 @@ class EpochShuffleSampler(Sampler[tuple[int, int]]):
     """A new permutation of `range(n)` each epoch, fixed by `(seed, epoch)`.
 
     Lightning calls :meth:`set_epoch` before every epoch; `start_epoch` covers the
-    first epoch after a resume, whose loader is created before that call.
+    first epoch after a resume, whose loader is created before that call. A run
+    resumed mid-epoch passes `skip`, the images its epoch `start_epoch` already
+    trained on: that epoch then yields the rest of its permutation only. The length
+    stays `n`, so Lightning's count of batches (and the learning-rate schedule) is
+    that of the uninterrupted run.
     """
 
-    def __init__(self, n: int, seed: int, start_epoch: int = 0) -> None:
+    def __init__(self, n: int, seed: int, start_epoch: int = 0, skip: int = 0) -> None:
         self.n = n
         self.seed = seed
         self.epoch = start_epoch
+        self._skip = (start_epoch, int(skip))
 
     def set_epoch(self, epoch: int) -> None:
         """Use the permutation of `epoch` from the next iteration on."""
@@ -51,7 +56,10 @@ class EpochShuffleSampler(Sampler[tuple[int, int]]):
     def __iter__(self) -> Iterator[tuple[int, int]]:
         generator = torch.Generator().manual_seed(derived_seed(self.seed, self.epoch))
         epoch = self.epoch
-        for index in torch.randperm(self.n, generator=generator).tolist():
+        skip_epoch, skip = self._skip
+        start = skip if epoch == skip_epoch else 0
+        self._skip = (skip_epoch, 0)  # only the first pass over that epoch is cut
+        for index in torch.randperm(self.n, generator=generator).tolist()[start:]:
             yield epoch, index
 
 

@@ -92,5 +92,4 @@ def write_report(
     rep.timing.eval_seconds = time.perf_counter() - started
     report.write_json(rep, out_dir / "report.json")
     report.write_markdown(rep, out_dir / "report.md")
-    log.info("report: %s", out_dir / "report.md")
     return out_dir / "report.md"

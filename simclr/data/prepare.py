@@ -1,0 +1,192 @@
+"""`simclr-prepare SRC DEST`: an image folder turned into LitData shards for `data=stream`.
+
+The folder is read and screened exactly as `data=folder` reads it
+(:func:`simclr.data.folder.folder_splits`): labeled (``train/<class>/*`` and
+optionally ``test/<class>/*``) or unlabeled (a flat folder). Each split is written
+with ``litdata.optimize`` (parallel workers, a progress bar) to its own LitData
+dataset under DEST, one item per image:
+
+    {"image": <the file's bytes, JPEG/PNG/... as encoded>, "label": int (-1: none),
+     "split": "train" | "test" | "unlabeled", "name": <path relative to SRC>}
+
+and ``DEST/simclr_shards.json`` records the classes and the splits' sizes. Images
+stay encoded (decoding happens in the training workers, as for a folder), so the
+shards are about the size of the folder. DEST may be a local directory or an
+object-store URI that LitData writes to (``s3://``, ``gs://``); an existing DEST is
+refused unless ``force=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from simclr.data.splits import DataSplits
+from simclr.errors import DataError, OutputError
+
+MANIFEST = "simclr_shards.json"
+FORMAT_VERSION = 1
+PRETRAIN_SPLITS = ("train", "unlabeled")  # whichever the folder has (never both)
+DEFAULT_CHUNK_BYTES = "64MB"
+
+
+@dataclass
+class PrepareResult:
+    """What :func:`prepare_shards` wrote."""
+
+    dest: str
+    counts: dict[str, int]
+    classes: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path
+
+
+def split_dir(root: str, split: str) -> str:
+    """Where split `split` of the shard dataset at `root` is (a path or a URI)."""
+    return f"{root.rstrip('/')}/{split}"
+
+
+def _encode(item: tuple[str, int, str, str]) -> dict[str, Any]:
+    """One image file as one shard item (runs in litdata's worker processes)."""
+    path, label, split, name = item
+    with open(path, "rb") as f:
+        return {"image": f.read(), "label": int(label), "split": split, "name": name}
+
+
+def _check_dest(dest: str, force: bool) -> None:
+    if _is_remote(dest):
+        return  # litdata refuses a non-empty remote output unless mode="overwrite"
+    path = Path(dest)
+    if path.exists() and not path.is_dir():
+        raise OutputError(f"DEST={dest}: a file, not a directory")
+    if path.is_dir() and any(path.iterdir()) and not force:
+        raise OutputError(
+            f"DEST={dest} already exists and is not empty; choose another DEST or pass "
+            "--force to replace it"
+        )
+
+
+def _items(splits: DataSplits, src: Path) -> dict[str, list[tuple[str, int, str, str]]]:
+    found: dict[str, list[tuple[str, int, str, str]]] = {}
+    for split in ("train", "test", "unlabeled"):
+        dataset = getattr(splits, split)
+        if dataset is None:
+            continue
+        found[split] = [
+            (str(p), int(label), split, str(Path(p).relative_to(src)))
+            for p, label in zip(dataset.paths, dataset.labels, strict=True)
+        ]
+    return found
+
+
+def prepare_shards(
+    src: str | Path,
+    dest: str,
+    *,
+    workers: int | None = None,
+    force: bool = False,
+    chunk_bytes: str = DEFAULT_CHUNK_BYTES,
+    on_bad_image: str = "fail",
+    progress: bool = True,
+) -> PrepareResult:
+    """Write the image folder `src` as LitData shards under `dest`.
+
+    Args:
+        src: a labeled (``train/``, ``test/``) or unlabeled image folder.
+        dest: a new (or empty) directory, or an object-store URI.
+        workers: litdata worker processes (default: the CPU count).
+        force: replace an existing `dest`.
+        chunk_bytes: target size of one shard file.
+        on_bad_image: "fail" (name the first unreadable file) or "skip" it.
+        progress: litdata's progress bar.
+
+    Raises:
+        DataError: `src` is missing, empty or holds no images (one line).
+        OutputError: `dest` exists and `force` is not set.
+    """
+    from litdata import optimize
+
+    from simclr.data.folder import folder_splits
+
+    source = Path(src).expanduser()
+    if not source.is_dir():
+        raise DataError(f"SRC={src}: no such directory; expected an image folder")
+    _check_dest(dest, force)
+    try:
+        splits = folder_splits(str(source), on_bad_image)  # screens every file first
+    except DataError as err:
+        # The folder reader's words, with this command's names for its inputs.
+        message = str(err).replace(f"data.root={source}", f"SRC={src}", 1)
+        message = message.replace("data.on_bad_image=skip", "--on-bad-image skip")
+        raise DataError(message) from None
+    if force and not _is_remote(dest) and Path(dest).is_dir():
+        shutil.rmtree(dest)  # nothing of the old shards may survive next to the new ones
+    items = _items(splits, source)
+    workers = max(1, int(workers or os.cpu_count() or 1))
+    for split, inputs in items.items():
+        optimize(
+            fn=_encode,
+            inputs=inputs,
+            output_dir=split_dir(dest, split),
+            num_workers=min(workers, len(inputs)),
+            chunk_bytes=chunk_bytes,
+            reorder_files=False,  # items in folder order; training shuffles anyway
+            mode="overwrite" if force else None,
+            verbose=progress,
+        )
+    counts = {split: len(inputs) for split, inputs in items.items()}
+    manifest = {
+        "format": FORMAT_VERSION,
+        "classes": list(splits.classes),
+        "counts": counts,
+        "source": str(source.resolve()),
+        "skipped": list(splits.skipped),
+    }
+    _write_text(split_dir(dest, MANIFEST), json.dumps(manifest, indent=1) + "\n")
+    return PrepareResult(dest, counts, list(splits.classes), list(splits.skipped))
+
+
+def _write_text(path: str, text: str) -> None:
+    if _is_remote(path):
+        import fsspec
+
+        with fsspec.open(path, "w") as f:
+            f.write(text)
+        return
+    tmp = Path(f"{path}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def read_manifest(root: str, key: str = "data.root") -> dict[str, Any]:
+    """The manifest of the shard dataset at `root`; DataError (one line) if there is none."""
+    path = split_dir(root, MANIFEST)
+    try:
+        if _is_remote(path):
+            import fsspec
+
+            with fsspec.open(path, "r") as f:
+                text = f.read()
+        else:
+            if not Path(root).expanduser().is_dir():
+                raise DataError(f"{key}={root}: no such directory")
+            text = Path(path).expanduser().read_text()
+        manifest: dict[str, Any] = json.loads(text)
+    except (OSError, ValueError) as err:
+        raise DataError(
+            f"{key}={root}: not shards written by simclr-prepare ({MANIFEST}: "
+            f"{getattr(err, 'strerror', None) or err}); run simclr-prepare SRC {root} first"
+        ) from None
+    if manifest.get("format") != FORMAT_VERSION:
+        raise DataError(
+            f"{key}={root}: shard format {manifest.get('format')!r}, expected {FORMAT_VERSION}; "
+            "prepare the folder again with this version's simclr-prepare"
+        )
+    return manifest
