@@ -31,7 +31,14 @@ from torch import Tensor, nn
 from simclr.distributed import gather_with_grad, is_distributed, rank
 
 
-def _check_inputs(z1: Tensor, z2: Tensor, temperature: float) -> None:
+def check_temperature(temperature: float) -> float:
+    """`temperature` as a float; ValueError unless it is a finite number > 0."""
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise ValueError(f"temperature={temperature} must be a finite number > 0")
+    return float(temperature)
+
+
+def _check_views(z1: Tensor, z2: Tensor) -> None:
     if z1.ndim != 2 or z1.shape != z2.shape:
         raise ValueError(
             f"nt_xent needs two N x D tensors of the same shape, got "
@@ -39,8 +46,6 @@ def _check_inputs(z1: Tensor, z2: Tensor, temperature: float) -> None:
         )
     if z1.shape[0] < 1:
         raise ValueError("nt_xent needs a batch of at least 1 image per view, got 0")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise ValueError(f"temperature={temperature} must be a finite number > 0")
 
 
 def _unit_rows(z: Tensor) -> Tensor:
@@ -69,7 +74,12 @@ def nt_xent(z1: Tensor, z2: Tensor, temperature: float, gather: bool = True) -> 
         A float32 (or float64 for float64 inputs) scalar: the mean over the 2N local
         anchors. Computed outside autocast, so bf16/fp16 training gives no inf/NaN.
     """
-    _check_inputs(z1, z2, temperature)
+    return _nt_xent(z1, z2, check_temperature(temperature), gather)
+
+
+def _nt_xent(z1: Tensor, z2: Tensor, temperature: float, gather: bool) -> Tensor:
+    """:func:`nt_xent` for a temperature already checked (the module checks it once)."""
+    _check_views(z1, z2)
     n = z1.shape[0]
     with torch.autocast(device_type=z1.device.type, enabled=False):
         anchors = _unit_rows(torch.cat([z1, z2]))  # rows: view 1 of images, then view 2
@@ -95,13 +105,11 @@ class NTXentLoss(nn.Module):
 
     def __init__(self, temperature: float = 0.5, gather: bool = True) -> None:
         super().__init__()
-        if not (math.isfinite(temperature) and temperature > 0):
-            raise ValueError(f"temperature={temperature} must be a finite number > 0")
-        self.temperature = float(temperature)
+        self.temperature = check_temperature(temperature)  # once, not on every step
         self.gather = bool(gather)
 
     def forward(self, z1: Tensor, z2: Tensor) -> Tensor:
-        return nt_xent(z1, z2, self.temperature, gather=self.gather)
+        return _nt_xent(z1, z2, self.temperature, self.gather)
 
     def extra_repr(self) -> str:
         return f"temperature={self.temperature}, gather={self.gather}"

@@ -6,6 +6,7 @@ two views, callbacks do the online probe, `simclr.evaluation` the final report.
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 from typing import Any
@@ -15,6 +16,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from simclr.chunked_step import chunked_training_step
+from simclr.config.choices import AugmentBackend
+from simclr.config.schema import RunConfig
 from simclr.errors import SimclrError
 from simclr.hardware import HardwareChoice, choose_for
 from simclr.loss import NTXentLoss
@@ -32,28 +35,32 @@ class SimCLRModule(pl.LightningModule):
     """Encoder f, projection head g and NT-Xent on two views of each image.
 
     Args:
-        config: the full run config (a plain dict or DictConfig); it is stored in
-            the checkpoint's hyper-parameters under "config".
+        config: the full run config: a DictConfig composed from the schema (a RunConfig),
+            or the plain dict a checkpoint holds (Lightning's ``load_from_checkpoint``
+            passes that). Its resolved values, enum members as their strings, are
+            stored in the checkpoint's hyper-parameters under "config".
     """
 
-    def __init__(self, config: dict[str, Any] | DictConfig) -> None:
+    def __init__(self, config: DictConfig | dict[str, Any]) -> None:
         super().__init__()
-        if isinstance(config, DictConfig):
-            config = OmegaConf.to_container(config, resolve=True)  # type: ignore[assignment]
-        self.save_hyperparameters({"config": config})
-        self.cfg = OmegaConf.create(config)
+        # Typed when given typed; a copy, so the caller's later edits do not reach us.
+        cfg = copy.deepcopy(config) if isinstance(config, DictConfig) else OmegaConf.create(config)
+        self.cfg: RunConfig = cfg  # type: ignore[assignment]  # a DictConfig of the schema
+        plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        self.save_hyperparameters({"config": plain})
         self.encoder = build_encoder(self.cfg.encoder)
         self.head = build_head(self.cfg.head, feature_dim(self.encoder))
         self.criterion = NTXentLoss(self.cfg.loss.temperature, gather=self.cfg.loss.gather)
         # loss.chunk_size: gradient caching, several backward passes per optimizer step,
         # which needs Lightning's manual optimization (simclr/chunked_step.py).
-        self.chunk_size = int(self.cfg.loss.get("chunk_size") or 0)
+        self.chunk_size = int(getattr(self.cfg.loss, "chunk_size", None) or 0)
         self.automatic_optimization = not self.chunk_size
         self.skipped_nonfinite = 0
         self.schedule_plan: SchedulePlan | None = None  # set by configure_optimizers
         # backend=gpu: the loader brings uint8 crops; colour and blur run here, batched.
         self.gpu_augment: torch.nn.Module | None = None
-        if self.cfg.augment.get("backend", "cpu") == "gpu":
+        # getattr: the config of a checkpoint older than `augment.backend` has no such key.
+        if getattr(self.cfg.augment, "backend", AugmentBackend.cpu) == AugmentBackend.gpu:
             from simclr.augment_gpu import GpuViewAugment  # kornia: imported only when used
 
             self.gpu_augment = GpuViewAugment(self.cfg.augment, int(self.cfg.data.image_size))

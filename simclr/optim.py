@@ -25,24 +25,21 @@ from timm.optim import Lars, param_groups_weight_decay
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
+from simclr.config.choices import LrScaling, OptimName, Schedule
+from simclr.config.schema import OptimConfig
 from simclr.errors import ConfigError
-
-LR_SCALINGS = ("linear", "sqrt", "none")
-OPTIMIZERS = ("lars", "sgd", "adamw")
-SCHEDULES = ("cosine", "constant")
 
 
 def scaled_lr(base_lr: float, global_batch_size: int, scaling: str) -> float:
     """Learning rate for a global batch: ``linear`` base*B/256, ``sqrt`` base*sqrt(B), ``none`` base."""
     if global_batch_size < 1:
         raise ConfigError(f"global batch size {global_batch_size} must be >= 1")
-    if scaling == "linear":
+    rule = LrScaling.parse(scaling, "optim.lr_scaling")
+    if rule is LrScaling.linear:
         return base_lr * global_batch_size / 256
-    if scaling == "sqrt":
+    if rule is LrScaling.sqrt:
         return base_lr * math.sqrt(global_batch_size)
-    if scaling == "none":
-        return base_lr
-    raise ConfigError(f"optim.lr_scaling={scaling!r} is not one of {', '.join(LR_SCALINGS)}")
+    return base_lr
 
 
 def global_batch_size(per_device: int, devices: int, num_nodes: int, accumulate: int) -> int:
@@ -96,16 +93,15 @@ def parameter_groups(
     return groups
 
 
-def build_optimizer(model: nn.Module, cfg: Any, global_batch: int) -> torch.optim.Optimizer:
-    """Build the optimizer described by an ``optim`` config node (see OptimConfig).
+def build_optimizer(model: nn.Module, cfg: OptimConfig, global_batch: int) -> torch.optim.Optimizer:
+    """Build the optimizer described by an ``optim`` config node (an OptimConfig).
 
     The learning rate is ``cfg.lr`` scaled for ``global_batch`` by ``cfg.lr_scaling``.
     """
-    if cfg.name not in OPTIMIZERS:
-        raise ConfigError(f"optim.name={cfg.name!r} is not one of {', '.join(OPTIMIZERS)}")
+    name = OptimName.parse(cfg.name, "optim.name")
     lr = scaled_lr(float(cfg.lr), global_batch, cfg.lr_scaling)
     groups = parameter_groups(model, float(cfg.weight_decay), bool(cfg.exclude_bn_bias))
-    if cfg.name == "lars":
+    if name is OptimName.lars:
         for group in groups:
             # timm adapts a group when weight_decay != 0 or always_adapt; we decide
             # by membership, not by the decay value.
@@ -116,7 +112,7 @@ def build_optimizer(model: nn.Module, cfg: Any, global_batch: int) -> torch.opti
             momentum=float(cfg.momentum),
             trust_coeff=float(cfg.trust_coefficient),
         )
-    if cfg.name == "sgd":
+    if name is OptimName.sgd:
         return torch.optim.SGD(groups, lr=lr, momentum=float(cfg.momentum))
     b1, b2 = (float(b) for b in cfg.betas)
     return torch.optim.AdamW(groups, lr=lr, betas=(b1, b2))
@@ -181,7 +177,7 @@ def planned_factor(step: int, plan: SchedulePlan, schedule: str, final_fraction:
 
 def build_scheduler(
     optimizer: torch.optim.Optimizer,
-    cfg: Any,
+    cfg: OptimConfig,
     steps_per_epoch: int,
     max_epochs: int,
     total_steps: int | None = None,
@@ -204,8 +200,7 @@ def build_planned_scheduler(
     total_steps: int | None = None,
 ) -> tuple[dict[str, Any], SchedulePlan]:
     """:func:`build_scheduler`, and the :class:`SchedulePlan` its schedule reads."""
-    if cfg.schedule not in SCHEDULES:
-        raise ConfigError(f"optim.schedule={cfg.schedule!r} is not one of {', '.join(SCHEDULES)}")
+    Schedule.parse(cfg.schedule, "optim.schedule")
     if cfg.warmup_epochs < 0:
         raise ConfigError(f"optim.warmup_epochs={cfg.warmup_epochs} must be >= 0")
     if not 0.0 <= cfg.final_lr_fraction <= 1.0:

@@ -16,7 +16,7 @@ from simclr.models.head import build_head
 
 def run_config(arch: str = "resnet18", stem: str = "cifar", image_size: int = 32) -> dict[str, Any]:
     """The default RunConfig as a plain dict, with the encoder and size asked for."""
-    cfg = OmegaConf.to_container(OmegaConf.structured(RunConfig), resolve=True)
+    cfg = OmegaConf.to_container(OmegaConf.structured(RunConfig), resolve=True, enum_to_str=True)
     assert isinstance(cfg, dict)
     cfg["encoder"].update(arch=arch, stem=stem)
     cfg["data"].update(name="cifar10", image_size=image_size)

@@ -132,7 +132,7 @@ def _resume_world(tmp_path: Path, labeled_folder: Path, kind: str) -> tuple[Path
     run = tmp_path / "run"
     last = run / "checkpoints" / "last.ckpt"
     last.parent.mkdir(parents=True)
-    cfg = OmegaConf.to_container(OmegaConf.structured(RunConfig), resolve=True)
+    cfg = OmegaConf.to_container(OmegaConf.structured(RunConfig), resolve=True, enum_to_str=True)
     assert isinstance(cfg, dict)
     cfg["encoder"].update(arch="resnet18", stem="cifar")
     extra: list[str] = []

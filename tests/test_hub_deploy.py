@@ -41,7 +41,7 @@ def digits_config() -> dict[str, Any]:
     register_configs()
     with initialize_config_dir(config_dir=CONF_DIR, version_base="1.3"):
         cfg = compose("config", overrides=["experiment=digits"])
-    out = OmegaConf.to_container(cfg, resolve=True)
+    out = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(out, dict)
     return out  # type: ignore[return-value]
 

@@ -195,7 +195,7 @@ def test_csv_log_keeps_rows_before_the_resumed_step(tmp_path):
 
 
 def _checkpoint(path: Path, compose_config, *overrides: str) -> Path:
-    cfg = OmegaConf.to_container(compose_config(*overrides), resolve=True)
+    cfg = OmegaConf.to_container(compose_config(*overrides), resolve=True, enum_to_str=True)
     torch.save(
         {
             "state_dict": {},

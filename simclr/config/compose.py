@@ -15,6 +15,7 @@ import re
 import types
 import typing
 from collections.abc import Sequence
+from enum import Enum
 from typing import Any
 
 from hydra import compose, initialize_config_dir
@@ -25,12 +26,20 @@ from omegaconf.errors import OmegaConfBaseException
 from simclr.errors import ConfigError
 
 
+def _is_choice(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, Enum)
+
+
 def _describe_type(hint: Any) -> str:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if _is_choice(hint):  # the schema's choice lists (simclr.config.choices)
+        return "one of " + ", ".join(str(m.value) for m in hint)
     if origin in (typing.Union, types.UnionType):
         named = [_describe_type(a) for a in args if a is not type(None)]
         return " or ".join(named) + (" or null" if type(None) in args else "")
     if origin in (list, Sequence):
+        if args and _is_choice(args[0]):
+            return f"a list, each item {_describe_type(args[0])}"
         return f"a list of {_describe_type(args[0]).split(' ', 1)[-1]}s" if args else "a list"
     names = {float: "a float", int: "an integer", bool: "true or false", str: "a string"}
     if hint in names:
@@ -92,6 +101,8 @@ def explain_composition_error(err: Exception, overrides: Sequence[str]) -> str:
                 list_key = re.sub(r"\[\d+\]$", "", key).rsplit(".", 1)[-1]
                 hint = _field_hint(OmegaConf.get_type(owner), list_key) if owner else None
             culprit = _override_for(key, overrides, cause.value)
+            if _is_choice(hint):  # key='value', as the range checks of validate.py write it
+                culprit = f"{key}={cause.value!r}"
             return f"{culprit}: expected {_describe_type(hint)}"
         if kind == "ConfigTypeError":
             return f"{_override_for(key, overrides)}: {key} cannot be removed or retyped"

@@ -1,14 +1,35 @@
 """Dataclass schemas for every configuration group.
 
 They are registered in Hydra's ConfigStore (see :mod:`simclr.config.store`), so
-composition type-checks every value and struct mode rejects unknown keys.
-Range checks that a type cannot express live in :mod:`simclr.config.validate`.
+composition type-checks every value and struct mode rejects unknown keys. The
+defaults are defined here only: a YAML file in conf/ holds what differs from them.
+A key with a fixed list of values is typed with its enum from
+:mod:`simclr.config.choices`. Range checks that a type cannot express live in
+:mod:`simclr.config.validate`.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from simclr.config.choices import (
+    AugmentBackend,
+    Baseline,
+    DataName,
+    EmbeddingMethod,
+    EncoderArch,
+    EncoderStem,
+    Evaluator,
+    HeadVersion,
+    LossName,
+    LrScaling,
+    OnBadImage,
+    OptimName,
+    ResumeMode,
+    Schedule,
+    WandbMode,
+)
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -18,7 +39,7 @@ IMAGENET_STD = [0.229, 0.224, 0.225]
 class DataConfig:
     """Where the images come from and how they are batched."""
 
-    name: str = "digits"  # digits | cifar10 | cifar100 | stl10 | folder | stream
+    name: DataName = DataName.digits
     root: str | None = None  # local directory for cifar*/stl10/folder; shards (or URI): stream
     image_size: int = 32  # side of the square views fed to the encoder
     batch_size: int = 256  # per device
@@ -29,7 +50,7 @@ class DataConfig:
     drop_last: bool = True
     pin_memory: bool = True
     persistent_workers: bool = True
-    on_bad_image: str = "fail"  # fail | skip
+    on_bad_image: OnBadImage = OnBadImage.fail
     # An image with more pixels is a bad image (a "decompression bomb", see on_bad_image);
     # null: no limit. Default: PIL's own Image.MAX_IMAGE_PIXELS (simclr/data/images.py).
     max_image_pixels: int | None = 89_478_485
@@ -53,15 +74,15 @@ class AugmentConfig:
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     eval_resize_fraction: float = 1.0  # eval: resize to size/fraction, then center-crop
-    backend: str = "cpu"  # cpu (torchvision v2 in workers) | gpu (kornia, batched)
+    backend: AugmentBackend = AugmentBackend.cpu
 
 
 @dataclass
 class EncoderConfig:
     """The backbone whose features are the representation."""
 
-    arch: str = "resnet50"  # resnet18/34/50/101/152 | timm
-    stem: str = "imagenet"  # imagenet (7x7/2 + max-pool) | cifar (3x3/1, no max-pool)
+    arch: EncoderArch = EncoderArch.resnet50
+    stem: EncoderStem = EncoderStem.imagenet
     timm_name: str | None = None  # with arch=timm, any timm model name
     zero_init_residual: bool = False
     sync_batchnorm: bool = False
@@ -75,7 +96,7 @@ class EncoderConfig:
 class HeadConfig:
     """Projection MLP between the features and the loss."""
 
-    version: str = "v2"  # v1: 2 layers; v2: 3 layers (SimCLRv2)
+    version: HeadVersion = HeadVersion.v2
     hidden_dim: int | None = None  # None: the encoder's feature dimension
     output_dim: int = 128
     batch_norm: bool = True
@@ -85,7 +106,7 @@ class HeadConfig:
 class LossConfig:
     """NT-Xent."""
 
-    name: str = "ntxent"
+    name: LossName = LossName.ntxent
     temperature: float = 0.5
     gather: bool = True  # use every rank's projections as negatives
     skip_nonfinite: bool = False  # skip (and count) a step whose loss is NaN/inf
@@ -98,16 +119,16 @@ class LossConfig:
 class OptimConfig:
     """Optimizer, learning-rate scaling and schedule."""
 
-    name: str = "lars"  # lars | sgd | adamw
+    name: OptimName = OptimName.lars
     lr: float = 0.3  # base rate, scaled by `lr_scaling`
-    lr_scaling: str = "linear"  # linear: lr*B/256 | sqrt: lr*sqrt(B) | none
+    lr_scaling: LrScaling = LrScaling.linear
     weight_decay: float = 1e-6
     momentum: float = 0.9
     trust_coefficient: float = 0.001
     betas: list[float] = field(default_factory=lambda: [0.9, 0.999])  # adamw
     exclude_bn_bias: bool = True  # no weight decay and no LARS scaling for BN and biases
     warmup_epochs: float = 10.0
-    schedule: str = "cosine"  # cosine | constant
+    schedule: Schedule = Schedule.cosine
     final_lr_fraction: float = 0.0
 
 
@@ -133,12 +154,12 @@ class TrainerConfig:
     max_time: str | None = None
     enable_progress_bar: bool = True
     enable_model_summary: bool = False  # Lightning's layer table; on with -v
-    # One name or a list (`trainer.logger=[csv,mlflow]`) of csv | tensorboard | mlflow |
-    # wandb | none. `Any`: OmegaConf 2.3 has no Union of a string and a list.
+    # One name or a list (`trainer.logger=[csv,mlflow]`) of LoggerName values. `Any`:
+    # OmegaConf 2.3 has no Union of a string and a list; validate_config checks the names.
     logger: Any = field(default_factory=lambda: ["csv"])
     mlflow_tracking_uri: str | None = None  # None: a file store in <run dir>/mlruns
     mlflow_experiment: str = "simclr"
-    wandb_mode: str = "offline"  # offline | online | disabled; offline: nothing is sent
+    wandb_mode: str = WandbMode.offline.value  # a WandbMode, checked by validate_config
     wandb_project: str = "simclr"
     checkpoint_every_n_epochs: int = 1
 
@@ -197,22 +218,26 @@ class EvalConfig:
 
     name: str = "default"
     enabled: bool = True
-    evaluators: list[str] = field(default_factory=lambda: ["linear", "knn", "mlp"])
+    evaluators: list[Evaluator] = field(
+        default_factory=lambda: [Evaluator.linear, Evaluator.knn, Evaluator.mlp]
+    )
     fractions: list[float] = field(default_factory=lambda: [0.01, 0.1, 1.0])
     seeds: int = 10  # seeds for fractions below 1
     seeds_full: int = 3  # seeds for fraction 1.0
-    baselines: list[str] = field(default_factory=lambda: ["random_init", "raw_pixels"])
+    baselines: list[Baseline] = field(
+        default_factory=lambda: [Baseline.random_init, Baseline.raw_pixels]
+    )
     batch_size: int = 256
     data: DataConfig | None = None  # None: the pretraining data's labeled splits
     # None: linear (else the first evaluator) at 10% (else the smallest fraction evaluated);
     # a value set here must be evaluated (see `headline_choice` in simclr/config/validate.py).
-    headline_evaluator: str | None = None
+    headline_evaluator: Evaluator | None = None
     headline_fraction: float | None = None
     linear: LinearProbeConfig = field(default_factory=LinearProbeConfig)
     mlp: MlpProbeConfig = field(default_factory=MlpProbeConfig)
     knn: KnnConfig = field(default_factory=KnnConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
-    embedding_method: str = "pca"  # pca | tsne
+    embedding_method: EmbeddingMethod = EmbeddingMethod.pca
     raw_pixels_size: int = 16  # raw-pixel baseline: eval image average-pooled to this side
     random_init_seed: int = 0  # weights of the random-init baseline encoder
 
@@ -262,6 +287,6 @@ class RunConfig:
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
     distill: DistillConfig = field(default_factory=DistillConfig)
     seed: int = 0
-    resume: str = "never"  # never | auto
+    resume: ResumeMode = ResumeMode.never
     checkpoint: str | None = None  # simclr-eval: the checkpoint or run dir to evaluate
     preset: str = "none"  # the experiment preset that set this run up, for the report

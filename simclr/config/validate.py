@@ -1,35 +1,26 @@
-"""Range and choice checks that the dataclass types cannot express.
+"""Range checks that the dataclass types cannot express.
 
 Called on the composed config before any data is read or model built, so a bad
 value costs the user a second, not a failed job. Each message names the key,
-the value and what was expected, on one line.
+the value and what was expected, on one line. Choices need no check here: their
+fields are typed with the enums of :mod:`simclr.config.choices`, which OmegaConf
+enforces while composing. `trainer.logger` (a name or a list) and `trainer.wandb_mode`
+stay plain strings, checked here against their enums.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from omegaconf import DictConfig
 
+from simclr.config.choices import DataName, EncoderArch, Evaluator, LoggerName, WandbMode
 from simclr.config.relevance import check_relevant
 from simclr.config.schema import DataConfig, EncoderConfig, OptimConfig
 from simclr.duration import parse_duration
 from simclr.errors import ConfigError
 from simclr.hardware import check_hardware_config
-
-DATASETS = ("digits", "cifar10", "cifar100", "stl10", "folder", "stream")
-RESNET_ARCHS = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
-EVALUATORS = ("linear", "mlp", "knn", "finetune")
-BASELINES = ("random_init", "raw_pixels", "supervised")
-LOGGERS = ("csv", "tensorboard", "mlflow", "wandb", "none")
-WANDB_MODES = ("offline", "online", "disabled")
-
-
-def _choice(key: str, value: Any, choices: Iterable[str]) -> None:
-    choices = tuple(choices)
-    if value not in choices:
-        raise ConfigError(f"{key}={value!r} is not one of {', '.join(choices)}")
 
 
 def _positive(key: str, value: float) -> None:
@@ -50,9 +41,15 @@ def _interval(key: str, value: Sequence[float], low: float, high: float) -> None
         raise ConfigError(f"{key}={list(value)} must satisfy {low} < min <= max <= {high}")
 
 
+def check_fractions(fractions: Sequence[float], key: str = "eval.fractions") -> None:
+    """Label fractions must each lie in (0, 1]."""
+    for f in fractions:
+        if not 0.0 < f <= 1.0:
+            raise ConfigError(f"{key} contains {f}: each fraction must be in (0, 1]")
+
+
 def validate_data(cfg: DictConfig, key: str = "data") -> None:
     """Check a `data` node (also used for `eval.data`)."""
-    _choice(f"{key}.name", cfg.name, DATASETS)
     check_relevant(cfg, DataConfig, key)
     if cfg.batch_size < 2:
         raise ConfigError(
@@ -63,7 +60,6 @@ def validate_data(cfg: DictConfig, key: str = "data") -> None:
         raise ConfigError(f"{key}.num_workers={cfg.num_workers} must be >= 0")
     if not 0.0 < cfg.test_fraction < 1.0:
         raise ConfigError(f"{key}.test_fraction={cfg.test_fraction} must be in (0, 1)")
-    _choice(f"{key}.on_bad_image", cfg.on_bad_image, ("fail", "skip"))
     if cfg.get("max_image_pixels") is not None and cfg.max_image_pixels < 1:
         raise ConfigError(f"{key}.max_image_pixels={cfg.max_image_pixels} must be >= 1 or null")
     if cfg.download:
@@ -71,7 +67,7 @@ def validate_data(cfg: DictConfig, key: str = "data") -> None:
             f"{key}.download=true: this toolkit never downloads; put the files under "
             f"{key}.root yourself (see README, 'Data')"
         )
-    if cfg.name != "digits" and not cfg.root:
+    if cfg.name != DataName.digits and not cfg.root:
         raise ConfigError(f"{key}.root is not set: {key}.name={cfg.name} reads a local directory")
 
 
@@ -92,16 +88,12 @@ def validate_config(cfg: DictConfig) -> None:
         )
     if len(aug.mean) != 3 or len(aug.std) != 3 or min(aug.std) <= 0:
         raise ConfigError("augment.mean and augment.std need 3 values each, std > 0")
-    _choice("augment.backend", aug.backend, ("cpu", "gpu"))
 
     enc = cfg.encoder
-    _choice("encoder.arch", enc.arch, (*RESNET_ARCHS, "timm"))
-    _choice("encoder.stem", enc.stem, ("imagenet", "cifar"))
     check_relevant(enc, EncoderConfig, "encoder")
-    if enc.arch == "timm" and not enc.timm_name:
+    if enc.arch == EncoderArch.timm and not enc.timm_name:
         raise ConfigError("encoder.timm_name is not set: encoder.arch=timm needs a timm model name")
 
-    _choice("head.version", cfg.head.version, ("v1", "v2"))
     _positive("head.output_dim", cfg.head.output_dim)
     if cfg.head.hidden_dim is not None:
         _positive("head.hidden_dim", cfg.head.hidden_dim)
@@ -121,11 +113,8 @@ def validate_config(cfg: DictConfig) -> None:
         )
 
     opt = cfg.optim
-    _choice("optim.name", opt.name, ("lars", "sgd", "adamw"))
     check_relevant(opt, OptimConfig, "optim")
     _positive("optim.lr", opt.lr)
-    _choice("optim.lr_scaling", opt.lr_scaling, ("linear", "sqrt", "none"))
-    _choice("optim.schedule", opt.schedule, ("cosine", "constant"))
     if opt.weight_decay < 0:
         raise ConfigError(f"optim.weight_decay={opt.weight_decay} must be >= 0")
     if opt.warmup_epochs < 0:
@@ -147,7 +136,7 @@ def validate_config(cfg: DictConfig) -> None:
     if tr.get("max_time") is not None:
         parse_duration(tr.max_time)
     _check_loggers(tr.logger)
-    _choice("trainer.wandb_mode", tr.wandb_mode, WANDB_MODES)
+    WandbMode.parse(tr.wandb_mode, "trainer.wandb_mode")
     if str(tr.strategy).lower().startswith("fsdp"):
         # docs/distributed.md, "FSDP": shards hold pieces of each layer, and LARS needs
         # whole-layer norms; a ResNet's memory is activations, which FSDP does not shard.
@@ -155,7 +144,6 @@ def validate_config(cfg: DictConfig) -> None:
             f"trainer.strategy={tr.strategy}: FSDP is not supported for SimCLR ResNets "
             "(nothing to gain, and LARS needs whole-layer weight norms); use trainer.strategy=ddp"
         )
-    _choice("resume", cfg.resume, ("never", "auto"))
     validate_eval(cfg.eval)
 
 
@@ -168,18 +156,18 @@ def logger_names(value: Any) -> list[str]:
 def _check_loggers(value: Any) -> None:
     if not isinstance(value, (str, Sequence)):
         raise ConfigError(
-            f"trainer.logger={value!r} must be one of {', '.join(LOGGERS)} or a list of them"
+            f"trainer.logger={value!r} must be one of {LoggerName.listed()} or a list of them"
         )
     names = [value] if isinstance(value, str) else [str(v) for v in value]
     for name in names:
-        _choice("trainer.logger", name, LOGGERS)
+        LoggerName.parse(name, "trainer.logger")
     if "none" in names and len(names) > 1:
         raise ConfigError(f"trainer.logger={names}: none cannot be combined with other loggers")
     if len(set(names)) < len(names):
         raise ConfigError(f"trainer.logger={names} names a logger twice")
 
 
-HEADLINE_EVALUATOR, HEADLINE_FRACTION = "linear", 0.1
+HEADLINE_EVALUATOR, HEADLINE_FRACTION = Evaluator.linear, 0.1
 
 
 def headline_choice(ev: DictConfig) -> tuple[str, float]:
@@ -199,15 +187,9 @@ def headline_choice(ev: DictConfig) -> tuple[str, float]:
 
 def validate_eval(ev: DictConfig) -> None:
     """Check an `eval` node."""
-    for name in ev.evaluators:
-        _choice("eval.evaluators", name, EVALUATORS)
-    for name in ev.baselines:
-        _choice("eval.baselines", name, BASELINES)
     if not ev.fractions:
         raise ConfigError("eval.fractions is empty: give label fractions in (0, 1]")
-    for f in ev.fractions:
-        if not 0.0 < f <= 1.0:
-            raise ConfigError(f"eval.fractions contains {f}: each fraction must be in (0, 1]")
+    check_fractions(ev.fractions)
     if len(set(ev.fractions)) != len(ev.fractions):
         raise ConfigError(f"eval.fractions={list(ev.fractions)} repeats a fraction; give each once")
     if ev.headline_fraction is not None and ev.headline_fraction not in ev.fractions:
@@ -224,9 +206,6 @@ def validate_eval(ev: DictConfig) -> None:
         raise ConfigError(f"eval.batch_size={ev.batch_size} must be >= 1")
     if ev.seeds < 1 or ev.seeds_full < 1:
         raise ConfigError(f"eval.seeds={ev.seeds}, eval.seeds_full={ev.seeds_full} must be >= 1")
-    if ev.headline_evaluator is not None:
-        _choice("eval.headline_evaluator", ev.headline_evaluator, EVALUATORS)
-    _choice("eval.embedding_method", ev.embedding_method, ("pca", "tsne"))
     if ev.raw_pixels_size < 1:
         raise ConfigError(f"eval.raw_pixels_size={ev.raw_pixels_size} must be >= 1")
     if not ev.linear.Cs or min(ev.linear.Cs) <= 0:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from simclr.config.choices import DataName
 from simclr.config.schema import DataConfig
 from simclr.data.splits import DataSplits
 from simclr.errors import ConfigError
 
 
-def build_datasets(cfg: Any) -> DataSplits:
+def build_datasets(cfg: DataConfig) -> DataSplits:
     """The splits of the data set described by a `data` config node.
 
     Fails at once, naming the problem, if the data are missing; never downloads.
@@ -18,27 +17,24 @@ def build_datasets(cfg: Any) -> DataSplits:
         raise ConfigError(
             "data.download=true: this toolkit never downloads; put the files under data.root"
         )
-    if cfg.name == "digits":
+    name = DataName.parse(cfg.name, "data.name")
+    if name is DataName.digits:
         from simclr.data.digits import digits_splits
 
         return digits_splits(cfg.test_fraction, cfg.split_seed)
-    if cfg.name in ("cifar10", "cifar100", "stl10"):
-        from simclr.data.torchvision_sets import torchvision_splits
-
-        return torchvision_splits(cfg.name, cfg.root, bool(cfg.stl10_unlabeled))
-    if cfg.name == "folder":
+    if name is DataName.folder:
         from simclr.data.folder import folder_splits
 
         # A config saved before the field existed lacks it: the schema's default then.
         limit = getattr(cfg, "max_image_pixels", DataConfig.max_image_pixels)
         return folder_splits(cfg.root, cfg.on_bad_image, limit)
-    if cfg.name == "stream":
+    if name is DataName.stream:
         from simclr.data.stream import stream_splits
 
         return stream_splits(cfg.root)
-    raise ConfigError(
-        f"data.name={cfg.name!r} is not one of digits, cifar10, cifar100, stl10, folder, stream"
-    )
+    from simclr.data.torchvision_sets import torchvision_splits  # cifar10, cifar100, stl10
+
+    return torchvision_splits(name, cfg.root, bool(cfg.stl10_unlabeled))
 
 
 __all__ = ["DataSplits", "build_datasets"]

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from simclr.errors import ConfigError
+from simclr.config.validate import check_fractions
 
 
 def per_class_count(n_class: int, fraction: float) -> int:
@@ -29,9 +29,7 @@ def nested_subsets(
     nested across fractions, and a pure function of `(labels, fractions, seed)`.
     """
     labels = np.asarray(labels)
-    for f in fractions:
-        if not 0.0 < f <= 1.0:
-            raise ConfigError(f"eval.fractions contains {f}: each fraction must be in (0, 1]")
+    check_fractions(fractions)
     if labels.ndim != 1 or len(labels) == 0:
         raise ValueError(f"labels must be a non-empty 1-D array, got shape {labels.shape}")
     rng = np.random.default_rng(seed)

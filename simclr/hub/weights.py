@@ -137,7 +137,7 @@ def from_simclr_checkpoint(path: Path, ckpt: dict[str, Any]) -> EncoderWeights:
         raise CheckpointError(
             f"{path}: no hyper_parameters['config']; expected a simclr checkpoint"
         )
-    config = OmegaConf.to_container(merged_config(saved), resolve=True)
+    config = OmegaConf.to_container(merged_config(saved), resolve=True, enum_to_str=True)
     assert isinstance(config, dict)
     encoder: dict[str, torch.Tensor] = {}
     head: dict[str, torch.Tensor] = {}

@@ -8,21 +8,20 @@ The ResNet encoder *is* a `torchvision.models.ResNet` with `fc` replaced by
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 
 import torch
 from torch import nn
 from torchvision import models as tv_models
 
+from simclr.config.choices import EncoderArch, EncoderStem
+from simclr.config.schema import EncoderConfig
 from simclr.errors import ConfigError
 from simclr.models.inference import encode
 
-RESNETS = {
-    "resnet18": tv_models.resnet18,
-    "resnet34": tv_models.resnet34,
-    "resnet50": tv_models.resnet50,
-    "resnet101": tv_models.resnet101,
-    "resnet152": tv_models.resnet152,
+# Every `encoder.arch` but timm is a torchvision constructor of the same name.
+RESNETS: dict[EncoderArch, Callable[..., tv_models.ResNet]] = {
+    arch: getattr(tv_models, arch.value) for arch in EncoderArch if arch is not EncoderArch.timm
 }
 
 
@@ -41,10 +40,9 @@ def build_resnet(arch: str, stem: str = "imagenet", zero_init_residual: bool = F
     """
     if arch not in RESNETS:
         raise ConfigError(f"encoder.arch={arch!r} is not one of {', '.join(RESNETS)}")
-    if stem not in ("imagenet", "cifar"):
-        raise ConfigError(f"encoder.stem={stem!r} is not one of imagenet, cifar")
-    model = RESNETS[arch](weights=None, zero_init_residual=zero_init_residual)
-    if stem == "cifar":
+    stem = EncoderStem.parse(stem, "encoder.stem")
+    model = RESNETS[EncoderArch(arch)](weights=None, zero_init_residual=zero_init_residual)
+    if stem is EncoderStem.cifar:
         cifar_stem(model)
     dim = model.fc.in_features
     model.fc = nn.Identity()  # type: ignore[assignment]
@@ -64,9 +62,9 @@ def build_timm(name: str) -> nn.Module:
     return model
 
 
-def build_encoder(cfg: Any) -> nn.Module:
+def build_encoder(cfg: EncoderConfig) -> nn.Module:
     """Build the encoder described by an `encoder` config node (or dataclass)."""
-    if cfg.arch == "timm":
+    if cfg.arch == EncoderArch.timm:
         if not cfg.timm_name:
             raise ConfigError("encoder.timm_name is not set: encoder.arch=timm needs a model name")
         return build_timm(cfg.timm_name)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 from torch import nn
+
+from simclr.config.choices import HeadVersion
+from simclr.config.schema import HeadConfig
 
 
 class ProjectionHead(nn.Module):
@@ -46,12 +47,13 @@ class ProjectionHead(nn.Module):
         return self.net(features)
 
 
-def build_head(cfg: Any, input_dim: int) -> ProjectionHead:
+def build_head(cfg: HeadConfig, input_dim: int) -> ProjectionHead:
     """Build the head described by a `head` config node for features of `input_dim`."""
+    version = HeadVersion.parse(cfg.version, "head.version")
     return ProjectionHead(
         input_dim=input_dim,
         hidden_dim=cfg.hidden_dim,
         output_dim=cfg.output_dim,
-        num_layers=2 if cfg.version == "v1" else 3,
+        num_layers=2 if version is HeadVersion.v1 else 3,
         batch_norm=bool(getattr(cfg, "batch_norm", True)),
     )
