@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.console.test_sweeps import TINY_EVAL
 from tests.test_pretrain_e2e import SCRIPT, TINY
-from tests.test_sweeps import TINY_EVAL
 
 pytestmark = pytest.mark.distributed
 

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from simclr.distillation import distillation_loss
-from tests.test_classifier import _colour_folder, _pretrained_checkpoint
+from tests.models.test_classifier import _colour_folder, _pretrained_checkpoint
 
 
 def _softmax(row: list[float], t: float) -> list[float]:

@@ -198,7 +198,7 @@ def test_pretraining_logs_config_metrics_and_report_to_every_tracker(
 
     from simclr.console import pretrain
     from tests.cli_harness import run_cli, tiny_run
-    from tests.test_sweeps import TINY_EVAL
+    from tests.console.test_sweeps import TINY_EVAL
 
     run_dir = tmp_path / "run"
     argv = [

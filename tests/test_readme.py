@@ -36,7 +36,7 @@ from PIL import Image
 
 from tests.conftest import write_image
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[1]
 # Another file can stand in (e.g. a draft): SIMCLR_TEST_README=path/to/draft.md.
 README = Path(os.environ.get("SIMCLR_TEST_README", REPO / "README.md"))
 

@@ -12,7 +12,7 @@ from simclr.config import register_configs, validate_config
 from simclr.config.compose import compose_checked
 from simclr.errors import ConfigError
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 GROUPS = ["data", "augment", "encoder", "head", "loss", "optim", "trainer", "eval", "experiment"]
 
 

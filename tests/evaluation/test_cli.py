@@ -15,7 +15,7 @@ from simclr.errors import CheckpointError, ConfigError
 from simclr.evaluation.checkpoint import effective_config, evaluate_checkpoint
 from tests.hub_helpers import make_model, run_config, save_checkpoint
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("simclr-eval")
 # One thread: small convolutions on a shared 2-core machine run many times faster so.
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}

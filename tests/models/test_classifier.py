@@ -23,7 +23,7 @@ from simclr.models.classifier import (
     head_layers,
     resolve_head_layer,
 )
-from tests.test_eval_finetune import Colours, RecordRates, changed, loader, snapshot
+from tests.evaluation.test_finetune import Colours, RecordRates, changed, loader, snapshot
 
 FEATURES, HIDDEN, OUT, CLASSES = 12, 10, 6, 3
 

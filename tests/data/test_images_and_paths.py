@@ -33,7 +33,7 @@ from simclr.data.screening import screen_images
 from simclr.errors import ConfigError, DataError
 from tests.cli_harness import assert_one_line_error, assert_unchanged, run_cli, snapshot
 from tests.conftest import REPO, write_image
-from tests.test_bad_input import TINY
+from tests.console.test_bad_input import TINY
 
 
 def data_cfg(**overrides: object) -> object:

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from simclr.errors import CheckpointError
 from simclr.hub import export_encoder, load_encoder
 
-FIXTURE = Path(__file__).parent / "fixtures" / "bolts_simclr_keys.json"
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "bolts_simclr_keys.json"
 RECORDS: dict[str, Any] = json.loads(FIXTURE.read_text())
 EXPECTED_STEM = {
     "resnet18_imagenet_stem": "imagenet",

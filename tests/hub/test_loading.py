@@ -19,7 +19,7 @@ from simclr.console.export import cli
 from simclr.hub import export_encoder
 from tests.hub_helpers import make_checkpoint
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from simclr.hub import export_encoder, load_encoder
 from simclr.hub.foreign import LAYOUTS_TRIED
 from tests.hub_helpers import randomise_buffers
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _images(side: int, n: int = 3) -> torch.Tensor:

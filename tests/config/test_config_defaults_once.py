@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from simclr.config.schema import DataConfig, RunConfig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CONF = REPO / "conf"
 # The composed node each kind of file is merged into (`@package _global_`: the root).
 SCHEMA_NODES = {

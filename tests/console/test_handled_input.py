@@ -10,7 +10,7 @@ import pytest
 from simclr import checkpoint_io
 from simclr.console import pretrain
 from tests.cli_harness import assert_one_line_error, run_cli
-from tests.test_bad_input import TINY
+from tests.console.test_bad_input import TINY
 
 
 def test_skip_leaves_out_a_truncated_jpeg_and_trains_on(tmp_path, labeled_folder, capfd):

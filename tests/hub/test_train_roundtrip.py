@@ -17,7 +17,7 @@ from simclr import embed, load_encoder
 from simclr.console.export import cli
 from simclr.models.encoder import build_encoder
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SCRIPT = Path(sys.executable).with_name("simclr-pretrain")
 
 

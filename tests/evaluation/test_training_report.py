@@ -55,7 +55,7 @@ def test_the_report_states_hardware_budget_and_steps(labeled_folder, tmp_path):
 
 
 def test_markdown_of_a_budgeted_run():
-    from tests.test_sweep_report import fake_report  # a valid Report to dress up
+    from tests.sweep.test_report import fake_report  # a valid Report to dress up
 
     report = fake_report(0.8)
     report.training = as_training(

@@ -167,7 +167,7 @@ def test_pretraining_logs_the_monitors_and_the_report_draws_the_curves(
 ):
     from simclr.console import pretrain
     from tests.cli_harness import run_cli, tiny_run
-    from tests.test_sweeps import TINY_EVAL
+    from tests.console.test_sweeps import TINY_EVAL
 
     run_dir = tmp_path / "run"
     argv = [*tiny_run(epochs=2, batches=2), *TINY_EVAL, f"data.root={labeled_folder}"]
