@@ -61,6 +61,9 @@ def test_budget_under_ddp_stops_both_ranks_with_one_plan(labeled_folder, tmp_pat
     assert ckpt["global_step"] == steps and 0 < steps < 2 * 100000
     timer = next(v for k, v in ckpt["callbacks"].items() if k.startswith("Timer"))
     assert timer["time_elapsed"]["train"] >= 20.0
-    # Planned (5 start-up + 10 measured steps), not left at the max_epochs ceiling.
-    assert total < 2 * 100000, f"no plan after {steps} steps: the machine is too busy"
+    # Planned (5 start-up + 10 measured steps), not left at the max_epochs ceiling. A
+    # machine too busy for 16 steps in 20 s cannot show it: that is no verdict either way.
+    if steps < 16:
+        pytest.skip(f"only {steps} steps in the 20 s budget: too busy to plan")
+    assert total < 2 * 100000, f"no plan after {steps} steps"
     assert abs(total - steps) <= max(10, 0.3 * steps), (total, steps)
