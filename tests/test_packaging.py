@@ -87,7 +87,6 @@ def _run(bin_dir: Path, program: str, *args: str, cwd: Path) -> subprocess.Compl
     )  # fmt: skip
 
 
-@pytest.mark.slow
 def test_installed_wheel_runs_all_four_commands(installed, labeled_folder, tmp_path):
     where = _run(installed, "python", "-c", "import simclr; print(simclr.__file__)", cwd=tmp_path)
     assert where.returncode == 0 and str(installed.parent) in where.stdout, where
