@@ -32,7 +32,7 @@ class DistillModule(pl.LightningModule):
     ) -> None:
         super().__init__()
         if isinstance(config, DictConfig):
-            config = OmegaConf.to_container(config, resolve=True)  # type: ignore[assignment]
+            config = OmegaConf.to_container(config, resolve=True, enum_to_str=True)  # type: ignore[assignment]
         self.save_hyperparameters({"config": config, "num_classes": int(num_classes)})
         self.cfg = OmegaConf.create(config)
         self.encoder = build_encoder(self.cfg.encoder)

@@ -216,7 +216,7 @@ def distill_student(cfg: DictConfig, run_dir: Path, command: str | None = None) 
             "teacher_test_accuracy": float(np.mean(t_pred == test_y)),
             "test_agreement": float(np.mean(s_pred == t_pred)),
         }
-    config = OmegaConf.to_container(cfg, resolve=True)
+    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     path = save_classifier(student.cpu(), run.classifier, config, result)  # type: ignore[arg-type]
     write_distill_report(result, run_dir)
     if cfg.eval.enabled:

@@ -104,7 +104,7 @@ def finetune_checkpoint(
         "command": command or "",
     }
     out.path.mkdir(parents=True, exist_ok=True)
-    config = OmegaConf.to_container(run_cfg, resolve=True)
+    config = OmegaConf.to_container(run_cfg, resolve=True, enum_to_str=True)
     assert isinstance(config, dict)
     path = save_classifier(model.cpu(), out.classifier, config, info)  # type: ignore[arg-type]
     write_report(info, out.path)

@@ -88,7 +88,11 @@ def config_differences(
 
 
 def _container(node: Any) -> dict[str, Any]:
-    container = OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) else node
+    container = (
+        OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+        if isinstance(node, DictConfig)
+        else node
+    )
     return {str(k): v for k, v in container.items()} if isinstance(container, dict) else {}
 
 

@@ -86,5 +86,9 @@ def tiny_run(epochs: int = 1, batches: int = 1) -> list[str]:
         f"trainer.limit_train_batches={batches}",
         "trainer.log_every_n_steps=1",
         "trainer.enable_progress_bar=false",
+        # float32, contiguous: the bit-exact path (resume equality, NaN injection); the
+        # hardware's auto choice is tested in tests/test_hardware.py.
+        "trainer.precision=32-true",
+        "encoder.channels_last=false",
         "eval=none",
     ]

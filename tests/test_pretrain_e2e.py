@@ -24,6 +24,8 @@ TINY = [
     "trainer.max_epochs=1",
     "trainer.limit_train_batches=2",
     "trainer.enable_progress_bar=false",
+    "trainer.precision=32-true",  # the bit-exact path; auto is tested in test_hardware.py
+    "encoder.channels_last=false",
     "eval=none",
 ]
 

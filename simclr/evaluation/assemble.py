@@ -55,7 +55,7 @@ def build_report(
     `training` describes the pretraining that produced the encoder, when this run did it.
     """
     ev, splits, simclr = cfg.eval, collected.splits, collected.features["simclr"]
-    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     assert isinstance(resolved, dict)
     return Report(
         schema_version=SCHEMA_VERSION,
