@@ -27,6 +27,9 @@ def test_the_report_states_hardware_budget_and_steps(labeled_folder, tmp_path):
         *tiny_run(epochs=2, batches=2),
         *TINY_EVAL,
         "trainer.max_time=10m",
+        # This test is about the automatic choice: undo tiny_run's float32 pin.
+        "trainer.precision=auto",
+        "encoder.channels_last=auto",
         f"data.root={labeled_folder}",
     ]
     result = simclr.pretrain(overrides, run_dir=run)
