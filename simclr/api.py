@@ -69,11 +69,13 @@ def pretrain(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -
             ``outputs/<date>/<time>``); a finished run there is refused.
     """
     from simclr.config import validate_config
+    from simclr.config.relevance import check_read_by
     from simclr.pretraining import check_run_dir, pretrain_run
 
     cfg, default_dir = compose(overrides)
     run = RunDir(Path(run_dir).expanduser() if run_dir is not None else default_dir)
     validate_config(cfg)  # as the console does: before anything is written
+    check_read_by(cfg, "simclr-pretrain")
     check_run_dir(run, str(cfg.resume), started=False)
     run.path.mkdir(parents=True, exist_ok=True)
     command = shlex.join(["simclr.pretrain", *overrides])

@@ -26,10 +26,11 @@ from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from simclr.config.choices import DistillViews
 from simclr.errors import ConfigError, DataError, OutputError
 from simclr.rundir import LAST, RunDir
 
-VIEWS = ("crop_flip", "simclr", "none")
+VIEWS = tuple(v.value for v in DistillViews)
 
 
 class MaskedLabels(Dataset):
@@ -69,18 +70,16 @@ class RecalibrateAtEnd(pl.Callback):
 
 def check_distill(cfg: DictConfig) -> None:
     """ConfigError for the first bad `distill.*` value, before anything is read."""
+    from simclr.config.validate import check_section
+
     d = cfg.distill
     if not d.teacher:
         raise ConfigError(
             "distill.teacher is not set: pass distill.teacher=PATH (a classifier.ckpt written "
             "by simclr-finetune, or its run directory)"
         )
-    if not float(d.temperature) > 0:
-        raise ConfigError(f"distill.temperature={d.temperature} must be > 0")
-    if float(d.labeled_weight) < 0:
-        raise ConfigError(f"distill.labeled_weight={d.labeled_weight} must be >= 0")
-    if d.views not in VIEWS:
-        raise ConfigError(f"distill.views={d.views!r} is not one of {', '.join(VIEWS)}")
+    check_section(d, "distill")  # the ranges of simclr/config/validate.py
+    DistillViews.parse(d.views, "distill.views")
 
 
 def view_transform(cfg: DictConfig) -> Any:

@@ -22,7 +22,8 @@ import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 from simclr.config.defaults import merged_config
-from simclr.errors import ConfigError, DataError, OutputError
+from simclr.config.validate import check_value
+from simclr.errors import DataError, OutputError
 from simclr.rundir import RunDir
 
 
@@ -62,8 +63,7 @@ def finetune_checkpoint(
     from simclr.hub.classifier import load_encoder_with_head, save_classifier
 
     started = time.perf_counter()
-    if not 0.0 < float(fraction) <= 1.0:
-        raise ConfigError(f"eval.finetune.fraction={fraction} must be in (0, 1]")
+    check_value("eval.finetune.fraction", float(fraction))
     out = RunDir(Path(out_dir))
     if out.classifier.exists():
         raise OutputError(f"{out.classifier}: already exists; choose another output directory")

@@ -27,6 +27,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from simclr.config.choices import LrScaling, OptimName, Schedule
 from simclr.config.schema import OptimConfig
+from simclr.config.validate import check_value
 from simclr.errors import ConfigError
 
 
@@ -65,8 +66,7 @@ def parameter_groups(
     weights and biases and all biases, whatever their attribute names. Without it
     there is a single group. Empty groups are left out; frozen parameters too.
     """
-    if weight_decay < 0:
-        raise ConfigError(f"optim.weight_decay={weight_decay} must be >= 0")
+    check_value("optim.weight_decay", weight_decay)
     if not exclude_bn_bias:
         params = [p for p in model.parameters() if p.requires_grad]
         groups: list[dict[str, Any]] = [
@@ -201,10 +201,8 @@ def build_planned_scheduler(
 ) -> tuple[dict[str, Any], SchedulePlan]:
     """:func:`build_scheduler`, and the :class:`SchedulePlan` its schedule reads."""
     Schedule.parse(cfg.schedule, "optim.schedule")
-    if cfg.warmup_epochs < 0:
-        raise ConfigError(f"optim.warmup_epochs={cfg.warmup_epochs} must be >= 0")
-    if not 0.0 <= cfg.final_lr_fraction <= 1.0:
-        raise ConfigError(f"optim.final_lr_fraction={cfg.final_lr_fraction} must be in [0, 1]")
+    check_value("optim.warmup_epochs", cfg.warmup_epochs)
+    check_value("optim.final_lr_fraction", cfg.final_lr_fraction)
     total = steps_per_epoch * max_epochs if total_steps is None else total_steps
     if total < 1:
         raise ConfigError(

@@ -8,7 +8,7 @@ from pytorch_lightning.callbacks import Callback
 
 from simclr.callbacks.online_knn import OnlineKnn
 from simclr.callbacks.representation import RepresentationMonitor
-from simclr.errors import ConfigError
+from simclr.config.validate import check_section
 
 
 def knn_monitor_enabled(cfg: Any, num_classes: int | None = None) -> bool:
@@ -39,9 +39,5 @@ def build_monitors(cfg: Any, num_classes: int | None) -> list[Callback]:
 
 
 def check_monitor(mon: Any) -> None:
-    """ConfigError naming the first out-of-range `monitor.*` value."""
-    if int(mon.max_samples) < 2:
-        raise ConfigError(f"monitor.max_samples={mon.max_samples} must be >= 2")
-    for key in ("collapse_rank_fraction", "collapse_std_fraction"):
-        if not 0.0 <= float(mon[key]) <= 1.0:
-            raise ConfigError(f"monitor.{key}={mon[key]} must be in [0, 1]")
+    """ConfigError naming the first out-of-range `monitor.*` value (simclr/config/validate.py)."""
+    check_section(mon, "monitor")

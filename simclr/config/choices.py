@@ -168,6 +168,14 @@ class Baseline(Choice):
     supervised = "supervised"
 
 
+class DistillViews(Choice):
+    """`distill.views`: the one view teacher and student both see of each image."""
+
+    crop_flip = "crop_flip"  # random crop + flip (SimCLRv2 section 2.3)
+    simclr = "simclr"  # the pretraining views
+    none = "none"  # the evaluation transform
+
+
 class EmbeddingMethod(Choice):
     """`eval.embedding_method` of the report's 2-D feature plot."""
 

@@ -17,6 +17,7 @@ from simclr.config.choices import (
     AugmentBackend,
     Baseline,
     DataName,
+    DistillViews,
     EmbeddingMethod,
     EncoderArch,
     EncoderStem,
@@ -268,7 +269,7 @@ class DistillConfig:
     teacher: str | None = None  # a classifier.ckpt written by simclr-finetune (or its directory)
     temperature: float = 1.0  # tau of both softmaxes (SimCLRv2 section 2.3 uses 1)
     labeled_weight: float = 0.0  # alpha: + alpha x cross-entropy on the teacher's labeled subset
-    views: str = "crop_flip"  # crop_flip (the paper) | simclr (the pretraining views) | none
+    views: DistillViews = DistillViews.crop_flip
 
 
 @dataclass

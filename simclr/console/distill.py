@@ -56,6 +56,13 @@ def student_config(cli_cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     return cfg  # type: ignore[no-any-return]
 
 
+def _check(cfg: DictConfig, run: RunDir | None) -> None:
+    """Before Hydra writes anything: the `distill.*` values (the teacher is read in the job)."""
+    from simclr.distill_run import check_distill
+
+    check_distill(cfg)
+
+
 def run_distill(cfg: DictConfig, overrides: Sequence[str], run_dir: Path) -> Path | None:
     """Check everything, then distil; the student's classifier.ckpt (None on ranks > 0)."""
     from simclr.distill_run import distill_student
@@ -78,7 +85,7 @@ def _main(cfg: DictConfig) -> None:
 
 def cli() -> None:
     """Console entry point of `simclr-distill`."""
-    run_app(PROGRAM, _main)  # bad overrides: one line, exit 2
+    run_app(PROGRAM, _main, _check)  # bad overrides and values: one line, exit 2
 
 
 if __name__ == "__main__":

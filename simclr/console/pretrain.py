@@ -23,10 +23,12 @@ PROGRAM = "simclr-pretrain"
 def _check(cfg: DictConfig, run: RunDir | None) -> None:
     """Before Hydra writes anything: the values, and a run directory that is ours to use."""
     from simclr.config import validate_config
+    from simclr.config.relevance import check_read_by
     from simclr.pretraining import check_run_dir
     from simclr.training import check_devices
 
     validate_config(cfg)
+    check_read_by(cfg, PROGRAM)
     check_devices(cfg)
     if run is not None:
         check_run_dir(run, str(cfg.resume), started=False)
