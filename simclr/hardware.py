@@ -18,6 +18,14 @@ Where bf16 is native:
   img/s float32, 45.6 bf16 autocast, 55.0 bf16 + channels_last). Without them
   bf16 is emulated and slower than float32.
 
+Reproducible runs (`trainer.deterministic=true`) on the CPU stay in float32 under
+`auto`: oneDNN's bf16 convolution weight gradients depend on where the buffers lie
+in memory (measured here: 4 different results for one convolution's backward over
+64 alignments of the same inputs), so two identical bf16 runs end with different
+weights after a few steps, and a resumed run cannot match an uninterrupted one.
+float32, NHWC included, is bit-reproducible. (cuDNN's deterministic mode covers
+bf16 on CUDA.)
+
 Where channels_last pays: convolutional encoders on the CPU (oneDNN's NHWC
 kernels, 17.8 -> 24.3 img/s in float32 above) and on CUDA under bf16/fp16 (tensor
 cores want NHWC). A model with at most one convolution (a ViT's patch embedding)
@@ -136,10 +144,18 @@ def is_convolutional(model: nn.Module) -> bool:
     return sum(isinstance(m, nn.Conv2d) for m in model.modules()) > 1
 
 
-def choose_precision(precision: Any, facts: DeviceFacts) -> tuple[str, str]:
-    """`(precision, reason)` for `trainer.precision` on a device with `facts`."""
+def choose_precision(
+    precision: Any, facts: DeviceFacts, deterministic: bool = False
+) -> tuple[str, str]:
+    """`(precision, reason)` for `trainer.precision` on a device with `facts`, for a
+    run that must be bit-reproducible when `deterministic` (`trainer.deterministic`)."""
     if str(precision) != "auto":
         return str(precision), "set in trainer.precision"
+    if facts.bf16 and deterministic and facts.kind == "cpu":
+        return "32-true", (
+            f"auto: trainer.deterministic=true, and bf16 convolution gradients on "
+            f"{facts.name} (oneDNN) vary with buffer alignment"
+        )
     if facts.bf16:
         return "bf16-mixed", f"auto: {facts.name} runs bf16 natively, {facts.bf16_evidence}"
     return "32-true", f"auto: no native bf16 on {facts.name} ({facts.bf16_evidence})"
@@ -165,9 +181,11 @@ def choose_channels_last(
 def choose(cfg: Any, facts: DeviceFacts, convolutional: bool) -> HardwareChoice:
     """Precision and memory format of the run config `cfg` on a device with `facts`.
 
-    Reads `cfg.trainer.precision` and `cfg.encoder.channels_last`; pure.
+    Reads `cfg.trainer.precision`, `cfg.trainer.deterministic` and
+    `cfg.encoder.channels_last`; pure.
     """
-    precision, why_precision = choose_precision(cfg.trainer.precision, facts)
+    deterministic = bool(getattr(cfg.trainer, "deterministic", False))
+    precision, why_precision = choose_precision(cfg.trainer.precision, facts, deterministic)
     channels_last, why_format = choose_channels_last(
         cfg.encoder.channels_last, precision, facts, convolutional
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytorch_lightning as pl
@@ -24,6 +25,8 @@ from simclr.loggers import make_loggers
 from simclr.preemption import PreemptionCheckpoint
 from simclr.resume import EpochSeeding
 from simclr.rundir import BEST, LAST, RunDir
+
+log = logging.getLogger(__name__)
 
 
 def build_loggers(cfg: Any, run: RunDir, resume_step: int = 0) -> list[Logger] | bool:
@@ -122,7 +125,15 @@ def build_trainer(
     `trainer.precision=auto` is resolved for the device (simclr/hardware.py).
     """
     t = cfg.trainer
-    precision, _ = choose_precision(t.precision, device_facts(device_kind(t.accelerator)))
+    facts = device_facts(device_kind(t.accelerator))
+    precision, _ = choose_precision(t.precision, facts, bool(t.deterministic))
+    if t.deterministic and facts.kind == "cpu" and precision.startswith("bf16"):
+        log.warning(
+            "trainer.deterministic=true with trainer.precision=%s on the CPU: oneDNN's bf16 "
+            "convolution gradients vary with buffer alignment, so the run is not "
+            "bit-reproducible (auto or 32-true is)",
+            precision,
+        )
     return pl.Trainer(
         default_root_dir=str(run.path),
         max_epochs=int(t.max_epochs),

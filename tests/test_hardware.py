@@ -23,10 +23,11 @@ CUDA_PLAIN = DeviceFacts("cuda", "Tesla V100", False, "torch.cuda.is_bf16_suppor
 MPS = DeviceFacts("mps", "mps", False, "not measured on mps")
 
 
-def run_cfg(precision: object = "auto", channels_last: object = "auto"):
+def run_cfg(precision: object = "auto", channels_last: object = "auto", deterministic=False):
     cfg = OmegaConf.structured(RunConfig)
     cfg.trainer.precision = precision
     cfg.encoder.channels_last = channels_last
+    cfg.trainer.deterministic = deterministic
     return cfg
 
 
@@ -51,6 +52,21 @@ def test_auto_rules(facts, conv, precision, channels_last):
     )
     assert choice.precision_reason.startswith("auto:") and facts.name in choice.precision_reason
     assert choice.channels_last_reason.startswith("auto:")
+
+
+@pytest.mark.parametrize(
+    "facts,precision",
+    [(CPU_BF16, "32-true"), (CPU_PLAIN, "32-true"), (CUDA_BF16, "bf16-mixed")],
+)
+def test_deterministic_runs_stay_float32_on_the_cpu(facts, precision):
+    # oneDNN's bf16 weight gradients depend on buffer alignment: not bit-reproducible.
+    choice = choose(run_cfg(deterministic=True), facts, convolutional=True)
+    assert choice.precision == precision
+    if facts is CPU_BF16:
+        assert "trainer.deterministic=true" in choice.precision_reason
+        assert choice.channels_last  # float32 NHWC is reproducible
+    explicit = choose(run_cfg("bf16-mixed", deterministic=True), facts, convolutional=True)
+    assert explicit.precision == "bf16-mixed"
 
 
 @pytest.mark.parametrize("facts", [CPU_BF16, CPU_PLAIN, CUDA_BF16, CUDA_PLAIN])
@@ -147,6 +163,12 @@ def test_build_trainer_resolves_auto(compose_config, tmp_path, monkeypatch, nati
         "trainer.accelerator=cpu", "trainer.logger=none", "trainer.precision=32-true"
     )
     assert training.build_trainer(explicit, RunDir(tmp_path), callbacks=[]).precision == "32-true"
+    reproducible = compose_config(
+        "trainer.accelerator=cpu", "trainer.logger=none", "trainer.deterministic=true"
+    )
+    assert training.build_trainer(reproducible, RunDir(tmp_path), callbacks=[]).precision == (
+        "32-true"
+    )
 
 
 def test_module_puts_a_conv_encoder_in_channels_last_on_the_cpu(compose_config, monkeypatch):
