@@ -80,9 +80,12 @@ def run_peer(
     max_steps: int = -1,
     budget_s: float | None = None,
     save_encoder: bool = False,
+    precision: str = "32",
     timeout: float = 3600,
 ) -> dict[str, Any]:
-    """benchmarks/peers/<peer>_train.py in the peer's venv; an error dict if not installed."""
+    """benchmarks/peers/<peer>_train.py in the peer's venv; an error dict if not installed.
+
+    `precision` is passed to the peer's Lightning Trainer as that version spells it."""
     python = peer_python(peer)
     if python is None:
         return {"error": peer_state(peer)}
@@ -90,12 +93,12 @@ def run_peer(
     argv: list[Any] = [python, BENCH_DIR / "peers" / f"{peer}_train.py", "--data", data]
     argv += ["--out", out, "--image-size", image_size, "--batch-size", batch]
     argv += ["--epochs", epochs, "--workers", workers, "--warmup-steps", warmup]
-    argv += ["--max-steps", max_steps]
+    argv += ["--max-steps", max_steps, "--precision", precision]
     if budget_s:
         argv += ["--budget-s", budget_s]
     if save_encoder:
         argv += ["--save-encoder", out / "encoder.pt"]
-    log(f"{peer} train ({name})")
+    log(f"{peer} train ({name}, precision {precision})")
     result = run_worker(argv, timeout=timeout)
     if save_encoder and "error" not in result:
         result["encoder"] = str(out / "encoder.pt")
