@@ -466,3 +466,11 @@ def test_docs_errors_md_states_these_counts():
     assert f"It tries **{n['inputs']} invalid inputs**" in doc
     assert f"{n['through the console in-process']} in all" in doc
     assert f"{n['through the console script']} go through" in doc
+
+
+def test_each_range_is_defined_once_for_a_field_that_exists():
+    from simclr.config.validate import RANGES
+
+    keys = [key for key, _ in RANGES]
+    assert len(set(keys)) == len(keys), "a key with two rows: which one holds?"
+    assert not set(keys) - dict(FIELDS).keys(), "rows for keys the schemas do not have"
