@@ -69,7 +69,7 @@ GENERIC_FLOAT = ["nan", "inf", "-1.0"]
 
 # Invalid values beyond those of the field's type (a field listed here with `None`
 # as its first item gets only these, because a generic value is valid for it).
-EXTRA: dict[str, list[str]] = {
+EXTRA: dict[str, list[str | None]] = {
     "data.root": ["''"],  # data=folder: a directory must be named
     "data.image_size": ["0"],
     "data.batch_size": ["1", "0"],
@@ -278,9 +278,8 @@ def generic_values(hint: Any) -> list[str]:
 
 def invalid_values(key: str, hint: Any) -> list[str]:
     extra = EXTRA.get(key, [])
-    if extra and extra[0] is None:
-        return extra[1:]
-    return [*generic_values(hint), *extra]
+    own = [v for v in extra if v is not None]
+    return own if extra[:1] == [None] else [*generic_values(hint), *own]
 
 
 FIELDS = schema_fields()
@@ -455,3 +454,23 @@ def count() -> dict[str, int]:
         "through the console in-process": len(CONSOLE_CASES),
         "through the console script": len(SUBPROCESS),
     }
+
+
+def test_docs_errors_md_states_these_counts():
+    # The closing note of docs/errors.md quotes what this file tries; keep them equal.
+    text = (Path(__file__).resolve().parents[2] / "docs" / "errors.md").read_text()
+    doc = " ".join(text.split())  # line breaks fall anywhere
+    n = count()
+    assert f"finds {len(FIELDS)} fields" in doc
+    assert f"{n['fields']} are walked" in doc and f"{n['exempt']} are exempt" in doc
+    assert f"It tries **{n['inputs']} invalid inputs**" in doc
+    assert f"{n['through the console in-process']} in all" in doc
+    assert f"{n['through the console script']} go through" in doc
+
+
+def test_each_range_is_defined_once_for_a_field_that_exists():
+    from simclr.config.validate import RANGES
+
+    keys = [key for key, _ in RANGES]
+    assert len(set(keys)) == len(keys), "a key with two rows: which one holds?"
+    assert not set(keys) - dict(FIELDS).keys(), "rows for keys the schemas do not have"
