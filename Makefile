@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: run test test-all lint install bench bench-peers clean
+.PHONY: run test test-all lint install bench bench-peers recipe clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ bench: $(STAMP)
 bench-peers: $(STAMP)
 	bash benchmarks/peers/install.sh
 	$(PY) benchmarks/run_all.py --peers
+
+# The SimCLRv2 recipe table (README, "Semi-supervised") from a pretraining run:
+# make recipe RUN=outputs/<date>/<time> OUT=recipe [ARGS="--seeds 3"] (~1 hour on 2 CPU cores).
+recipe: $(STAMP)
+	$(PY) benchmarks/recipe_digits.py $(OUT) --checkpoint $(RUN) $(ARGS)
 
 clean:
 	rm -rf outputs multirun lightning_logs .pytest_cache .mypy_cache .ruff_cache

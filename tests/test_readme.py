@@ -2,10 +2,10 @@
 
 The blocks are read from README.md itself (any number, in any section), so the
 test follows the README as it is edited. Each shell command of the toolkit
-(`simclr-*`, found in pyproject's [project.scripts]) runs in this process, in a
-temporary directory, with tiny overrides appended so that it takes seconds on a
-CPU (one epoch of two batches, one seed, ...). Placeholders are replaced by what
-the test just made: `outputs/<date>/<time>` (or a dated example like
+(`simclr-*`, found in pyproject's [project.scripts], and `python -m simclr.X`) runs
+in this process, in a temporary directory, with tiny overrides appended so that it
+takes seconds on a CPU (one epoch of two batches, one seed, ...). Placeholders are
+replaced by what the test just made: `outputs/<date>/<time>` (or a dated example like
 `outputs/2026-11-23/10-00-00`) and `PATH` by the newest run with a checkpoint,
 `multirun/<date>/<time>` by the newest sweep, a `data.root` that does not exist
 (`~/photos`, `DIR`) and a missing folder named in Python (`"photos/"`) by a
@@ -20,11 +20,13 @@ import ast
 import importlib
 import os
 import re
+import runpy
 import shlex
 import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from unittest import mock
 
@@ -50,8 +52,20 @@ TINY_PRETRAIN = [
     "data.num_workers=0",
 ]
 # Appended to every command that evaluates (simclr-pretrain unless eval=none, simclr-eval).
-TINY_EVAL = ["eval.seeds=1", "eval.seeds_full=1", "eval.mlp.epochs=5"]
-TINY = {"simclr-pretrain": TINY_PRETRAIN + TINY_EVAL, "simclr-eval": TINY_EVAL}
+TINY_FINETUNE = ["eval.finetune.frozen_epochs=1", "eval.finetune.unfrozen_epochs=1"]
+TINY_EVAL = ["eval.seeds=1", "eval.seeds_full=1", "eval.mlp.epochs=5", *TINY_FINETUNE]
+# The student trains as pretraining does; its data are the teacher's (the tiny run's).
+TINY_DISTILL = [
+    "trainer.max_epochs=1",
+    "trainer.limit_train_batches=2",
+    "trainer.enable_progress_bar=false",
+]
+TINY = {
+    "simclr-pretrain": TINY_PRETRAIN + TINY_EVAL,
+    "simclr-eval": TINY_EVAL,
+    "simclr-finetune": TINY_FINETUNE,
+    "simclr-distill": TINY_DISTILL + TINY_EVAL,
+}
 # Data sets that must already be under data.root (nothing is ever downloaded).
 NEEDS_FILES = {"cifar10", "cifar100", "stl10"}
 SKIPS = {
@@ -59,6 +73,7 @@ SKIPS = {
     "make test": "runs the whole test suite, this test included",
     "make lint": "the linters run in CI (make lint), not as an example",
     "make bench": "the benchmarks take about 15 minutes",
+    "make recipe": "about an hour on 2 CPU cores; the commands it runs are README examples",
     "make install": "creates .venv and installs the package",
     "data": "needs the {name} files under data.root (this machine has none; nothing is downloaded)",
     "gpu": "needs a CUDA device",
@@ -247,6 +262,12 @@ def test_readme_example_runs(example: Example, in_workspace: Workspace, capfd) -
         if text == prefix or text.startswith(prefix + " "):
             pytest.skip(f"{text}: {reason}")
     scripts = console_scripts()
+    if program == "python" and args[:1] == ["-m"] and args[1:2]:
+        # `python -m simclr.X ARGS`: the module as __main__, in this process.
+        module, args = args[1], args[2:]
+        if not module.startswith("simclr."):
+            pytest.fail(f"README line {example.line}: python -m {module} is not the toolkit's")
+        scripts[program] = partial(runpy.run_module, module, run_name="__main__")
     if program not in scripts:
         pytest.fail(
             f"README line {example.line}: {program} is not a console script of the toolkit; "

@@ -1,0 +1,182 @@
+"""The SimCLRv2 recipe table, measured: probe -> fine-tune (head layer 0, 1) -> distil.
+
+    python benchmarks/recipe_digits.py OUT --checkpoint RUN [--seeds 10] [--distill-epochs 15]
+    make recipe RUN=outputs/<date>/<time> OUT=/tmp/recipe
+
+From one pretraining run (RUN, e.g. the default `make run` on digits) it runs, with
+each step's output under OUT/<step>/ and its log under OUT/logs/<step>.log:
+
+1. `eval`: simclr-eval with the linear probe, fine-tuning from head layer 0 and
+   the supervised-from-scratch baseline (same label subsets), at every fraction
+   and seed;
+2. `teachers`: simclr-finetune at the default head layer (1 for the v2 head), one
+   Hydra multirun over fractions x seeds; each job keeps its classifier, the
+   teacher of step 3, and gives the table its "head layer 1" row;
+3. `distill`: simclr-distill, one multirun over fractions x seeds, each student
+   taught by the teacher of its fraction and seed (`distill.teacher` names the
+   teacher through `${seed}`, so the sweep pairs them instead of crossing them);
+   the student has the teacher's encoder (self-distillation) and is trained from
+   scratch for `--distill-epochs` epochs (monitors off: they change nothing here);
+4. `python -m simclr.recipe` over the three: OUT/recipe.md.
+
+Multiruns keep one process per step, so the interpreter and the data load once
+(about 10 s per job saved). On a machine other jobs share, `--threads 1` can be much
+faster: with the load average at 5-6 on 2 cores, a distillation epoch took 60 s with
+PyTorch's default two threads and 20 s with one (the threads wait on each other). Commands and wall times go to OUT/commands.sh and
+OUT/timings.json. The encoder is not retrained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+FRACTIONS = (0.01, 0.1)
+
+
+def program(name: str) -> str:
+    """The console script `name` of the running interpreter's environment (else PATH)."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if found is None:
+        raise SystemExit(f"recipe_digits: error: {name}: not installed (pip install -e .)")
+    return found
+
+
+def steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
+    """(step name, command) in order; every path absolute, every sweep one process."""
+    out, run = args.out, args.checkpoint
+    fractions = ",".join(f"{f:g}" for f in args.fractions)
+    listed = "[" + fractions + "]"
+    seeds = ",".join(str(s) for s in range(args.seeds))
+    teachers = out / "teachers"
+    # The teacher of a student: the teachers' job of the same fraction and seed.
+    paired = ",".join(f"{teachers}/f{f:g}_s${{seed}}" for f in args.fractions)
+    return [
+        (
+            "eval",
+            [
+                "simclr-eval",
+                f"checkpoint={run}",
+                "eval.evaluators=[linear,finetune]",
+                "eval.baselines=[supervised]",
+                f"eval.fractions={listed}",
+                f"eval.finetune.fractions={listed}",
+                f"eval.seeds={args.seeds}",
+                "eval.finetune.from_head_layer=0",
+                f"hydra.run.dir={out / 'eval'}",
+            ],
+        ),
+        (
+            "teachers",
+            [
+                "simclr-finetune",
+                "-m",
+                f"checkpoint={run}",
+                f"eval.finetune.fraction={fractions}",
+                f"seed={seeds}",
+                f"hydra.sweep.dir={teachers}",
+                "hydra.sweep.subdir=f${eval.finetune.fraction}_s${seed}",
+            ],
+        ),
+        (
+            "distill",
+            [
+                "simclr-distill",
+                "-m",
+                f"distill.teacher={paired}",
+                f"seed={seeds}",
+                f"trainer.max_epochs={args.distill_epochs}",
+                "trainer.enable_progress_bar=false",
+                # The representation monitors watch pretraining for collapse; here they
+                # would cost a pass per epoch and change nothing the table reads.
+                "monitor.enabled=false",
+                "eval=none",
+                f"hydra.sweep.dir={out / 'distill'}",
+                "hydra.sweep.subdir=${hydra.job.num}_s${seed}",
+            ],
+        ),
+        (
+            "recipe",
+            [
+                "python",
+                "-m",
+                "simclr.recipe",
+                str(out / "eval"),
+                str(teachers),
+                str(out / "distill"),
+                "--fractions",
+                *(f"{f:g}" for f in args.fractions),
+                "--out",
+                str(out / "recipe.md"),
+            ],
+        ),
+    ]
+
+
+def executable(command: list[str]) -> list[str]:
+    """The command as run: console scripts and `python` of this interpreter's environment."""
+    head = sys.executable if command[0] == "python" else program(command[0])
+    return [head, *command[1:]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", type=Path, help="directory for every output (created; new)")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="the pretraining run")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
+    parser.add_argument("--distill-epochs", type=int, default=15)
+    parser.add_argument("--threads", type=int, help="OMP/MKL threads of each command")
+    parser.add_argument("--only", nargs="+", help="run only these steps (the rest done)")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands only")
+    args = parser.parse_args(argv)
+    args.out, args.checkpoint = args.out.resolve(), args.checkpoint.resolve()
+    if not args.checkpoint.exists():
+        print(f"recipe_digits: error: {args.checkpoint}: no such run", file=sys.stderr)
+        return 2
+    plan = [(n, c) for n, c in steps(args) if not args.only or n in args.only]
+    if args.dry_run:
+        for _, command in plan:
+            print(shlex.join(command))
+        return 0
+    env = dict(os.environ)
+    if args.threads:
+        env |= {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
+    logs = args.out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    timings_path = args.out / "timings.json"
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    with (args.out / "commands.sh").open("a", encoding="utf-8") as script:
+        for name, command in plan:
+            script.write(shlex.join(command) + "\n")
+            script.flush()
+            print(f"[{time.strftime('%H:%M:%S')}] {name}: {shlex.join(command)}", flush=True)
+            started = time.perf_counter()
+            with (logs / f"{name}.log").open("w", encoding="utf-8") as log:
+                code = subprocess.call(
+                    executable(command), stdout=log, stderr=subprocess.STDOUT, env=env
+                )
+            seconds = round(time.perf_counter() - started, 1)
+            timings[name] = {"seconds": seconds, "exit": code, "command": shlex.join(command)}
+            timings_path.write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
+            print(f"[{time.strftime('%H:%M:%S')}] {name}: exit {code}, {seconds} s", flush=True)
+            if code != 0:
+                print(
+                    f"recipe_digits: error: {name} failed; see {logs / name}.log", file=sys.stderr
+                )
+                return code
+    if (args.out / "recipe.md").exists():
+        print((args.out / "recipe.md").read_text(), end="")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
