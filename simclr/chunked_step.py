@@ -52,7 +52,7 @@ class ChunkedModule(Protocol):
     @property
     def trainer(self) -> pl.Trainer: ...
 
-    def finish_views(self, view1: Tensor, view2: Tensor) -> tuple[Any, Any]: ...
+    def finish_views(self, views: Any) -> tuple[Any, Any]: ...
     def _prepare(self, images: Tensor) -> Tensor: ...
     def skip_nonfinite(self, loss: Tensor, batch_idx: int) -> bool: ...
     def log_loss(self, loss: Tensor, batch_size: int) -> None: ...
@@ -65,8 +65,8 @@ def chunked_training_step(
     module: ChunkedModule, batch: Any, batch_idx: int
 ) -> dict[str, Tensor] | None:
     """One optimizer step on the batch's full NT-Xent, `module.chunk_size` images per pass."""
-    (view1, view2), labels = batch
-    view1, view2 = module.finish_views(view1, view2)
+    views, labels = batch
+    view1, view2 = module.finish_views(views)
     n = view1.shape[0]
     images = module._prepare(torch.cat([view1, view2]))  # rows: view 1, then view 2
 

@@ -83,23 +83,30 @@ class SimCLRModule(pl.LightningModule):
             return images.contiguous(memory_format=torch.channels_last)
         return images
 
-    def finish_views(self, view1: torch.Tensor, view2: torch.Tensor) -> tuple[Any, Any]:
-        """With ``augment.backend=gpu``, turn the loader's uint8 crops into views, batched.
+    def finish_views(self, views: Any) -> tuple[Any, Any]:
+        """The loader's views (a pair) made ready for the encoder.
 
+        With ``augment.decode=gpu`` the loader brings file bytes (an ``EncodedBatch``):
+        they are decoded, cropped and flipped on this device first (simclr/data/encoded.py).
+        With ``augment.backend=gpu``, uint8 crops are then turned into views, batched.
         Called in `training_step` (not `on_after_batch_transfer`, which Lightning warns
         about when a DataModule is used too); autocast is off so that the colour
         arithmetic runs in float32 whatever the training precision.
         """
-        if self.gpu_augment is None or view1.dtype != torch.uint8:
-            return view1, view2
-        with torch.autocast(device_type=view1.device.type, enabled=False):
+        decode = getattr(views, "decode", None)  # an EncodedBatch, left on the CPU
+        if decode is None and (self.gpu_augment is None or views[0].dtype != torch.uint8):
+            return views[0], views[1]
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            view1, view2 = decode(self.device) if decode is not None else views
+            if self.gpu_augment is None:
+                return view1, view2
             return self.gpu_augment(view1), self.gpu_augment(view2)
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor] | None:
         if self.chunk_size:
             return chunked_training_step(self, batch, batch_idx)
-        (view1, view2), labels = batch
-        view1, view2 = self.finish_views(view1, view2)
+        views, labels = batch
+        view1, view2 = self.finish_views(views)
         n = view1.shape[0]
         # Both views through the encoder in one pass, as the reference code does:
         # BatchNorm then sees statistics over all 2N images.

@@ -103,6 +103,13 @@ def check_devices(cfg: Any) -> None:
             f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA device is visible here "
             "(torch.cuda.is_available() is false); use trainer=default to train on the CPU"
         )
+    decode = str(getattr(cfg.augment, "decode", "auto"))
+    if decode == "gpu" and (accelerator == "cpu" or not torch.cuda.is_available()):
+        raise ConfigError(
+            "augment.decode=gpu: no CUDA device to decode on "
+            f"(trainer.accelerator={cfg.trainer.accelerator}, torch.cuda.is_available() is "
+            f"{torch.cuda.is_available()}); use augment.decode=auto"
+        )
     devices, present = cfg.trainer.devices, torch.cuda.device_count()
     if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > present:
         raise ConfigError(f"trainer.devices={devices}: only {present} CUDA device(s) here")

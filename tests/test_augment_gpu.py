@@ -117,11 +117,11 @@ def test_module_finishes_uint8_crops_and_leaves_float_views(compose_config):
     module = SimCLRModule(cfg)
     assert not any(k.startswith("gpu_augment") for k in module.state_dict())
     views = crops(cfg.augment, 4)
-    v1, v2_ = module.finish_views(views, views.clone())
+    v1, v2_ = module.finish_views((views, views.clone()))
     assert v1.dtype == torch.float32 and v1.shape == (4, 3, SIZE, SIZE)
     assert not torch.equal(v1, v2_)
     ready = torch.rand(4, 3, SIZE, SIZE)
-    assert module.finish_views(ready, ready)[0] is ready
+    assert module.finish_views((ready, ready))[0] is ready
 
 
 @pytest.mark.gpu

@@ -72,6 +72,14 @@ class AugmentBackend(Choice):
     gpu = "gpu"  # crops in the workers, colour and blur batched on the device (kornia)
 
 
+class AugmentDecode(Choice):
+    """`augment.decode`: where JPEG files are decoded (simclr/data/encoded.py)."""
+
+    auto = "auto"  # gpu with backend=gpu on a CUDA device for folder and stream data, else cpu
+    cpu = "cpu"  # PIL in the loader workers
+    gpu = "gpu"  # the workers hand over the file bytes; nvJPEG decodes each batch on the device
+
+
 class EncoderArch(Choice):
     """`encoder.arch`: a torchvision ResNet depth, or any timm backbone."""
 

@@ -15,6 +15,7 @@ from typing import Any
 
 from simclr.config.choices import (
     AugmentBackend,
+    AugmentDecode,
     Baseline,
     DataName,
     DistillViews,
@@ -76,6 +77,7 @@ class AugmentConfig:
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     eval_resize_fraction: float = 1.0  # eval: resize to size/fraction, then center-crop
     backend: AugmentBackend = AugmentBackend.cpu
+    decode: AugmentDecode = AugmentDecode.auto
 
 
 @dataclass

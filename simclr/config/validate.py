@@ -379,6 +379,31 @@ def validate_data(cfg: DictConfig, key: str = "data") -> None:
         raise ConfigError(f"{key}.root is not set: {key}.name={cfg.name} reads a local directory")
 
 
+# Data sources whose items are encoded files: an image folder and simclr-prepare's shards.
+ENCODED_SOURCES = (DataName.folder, DataName.stream)
+
+
+def gpu_decode_problem(augment: Any, data_name: Any) -> str | None:
+    """Why `augment.decode=gpu` cannot apply to this config (one line), or None.
+
+    (Whether a CUDA device is there is checked with the other devices, in
+    simclr.training.check_devices.)
+    """
+    if str(getattr(augment, "decode", "auto")) != "gpu":
+        return None
+    if str(getattr(augment, "backend", "cpu")) != "gpu":
+        return (
+            "augment.decode=gpu needs augment.backend=gpu (the device finishes the views it "
+            "decodes); pass augment.backend=gpu, or augment.decode=auto"
+        )
+    if str(data_name) not in ENCODED_SOURCES:
+        return (
+            f"augment.decode=gpu decodes image files, and data.name={data_name} has none; "
+            "use data=folder or data=stream, or augment.decode=auto"
+        )
+    return None
+
+
 def validate_config(cfg: DictConfig) -> None:
     """Raise :class:`ConfigError` for the first out-of-range value in a run config."""
     validate_data(cfg.data)
@@ -391,6 +416,11 @@ def validate_config(cfg: DictConfig) -> None:
             f"data.image_size={cfg.data.image_size} with augment.blur_p={aug.blur_p}: the blur "
             "kernel (3 px or more) needs images of 2 px or more; set augment.blur_p=0"
         )
+    if len(aug.mean) != 3 or len(aug.std) != 3 or min(aug.std) <= 0:
+        raise ConfigError("augment.mean and augment.std need 3 values each, std > 0")
+    problem = gpu_decode_problem(aug, cfg.data.name)
+    if problem:
+        raise ConfigError(problem)
 
     enc = cfg.encoder
     check_relevant(enc, EncoderConfig, "encoder")

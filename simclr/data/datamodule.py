@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from simclr.augment import (
     TwoViews,
@@ -16,6 +17,7 @@ from simclr.augment import (
     build_view_transform,
 )
 from simclr.data import build_datasets
+from simclr.data.encoded import EncodedCollate, EncodedTwoViews, gpu_decode
 from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
 from simclr.data.splits import DataSplits
 from simclr.data.transformed import TransformedDataset
@@ -63,7 +65,12 @@ class SimCLRDataModule(pl.LightningDataModule):
         return self.splits.test is not None
 
     def _loader(
-        self, dataset: Dataset, shuffle: bool, drop_last: bool, sampler: Sampler | None = None
+        self,
+        dataset: Dataset,
+        shuffle: bool,
+        drop_last: bool,
+        sampler: Sampler | None = None,
+        collate_fn: Callable[[list[Any]], Any] | None = None,
     ) -> DataLoader:
         workers = int(self.data_cfg.num_workers)
         return DataLoader(
@@ -72,26 +79,41 @@ class SimCLRDataModule(pl.LightningDataModule):
             shuffle=shuffle if sampler is None else None,
             sampler=sampler,
             drop_last=drop_last,
+            collate_fn=collate_fn,
             num_workers=workers,
             pin_memory=bool(self.data_cfg.pin_memory) and torch.cuda.is_available(),
             # Keeping workers alive avoids re-forking them at every epoch boundary.
             persistent_workers=bool(self.data_cfg.persistent_workers) and workers > 0,
         )
 
+    @property
+    def decodes_on_device(self) -> bool:
+        """Whether the pretraining batches are file bytes decoded on the device
+        (`augment.decode`, simclr.data.encoded); known once the trainer is attached."""
+        root = self.trainer.strategy.root_device.type if self.trainer is not None else "cpu"
+        return gpu_decode(self.augment_cfg, self.data_cfg.name, root)
+
     def train_dataloader(self) -> DataLoader:
         size = int(self.data_cfg.image_size)
         # backend=gpu: workers stop at uint8 crops; SimCLRModule finishes the views batched.
         gpu = getattr(self.augment_cfg, "backend", "cpu") == "gpu"
         build = build_crop_transform if gpu else build_view_transform
-        views = TwoViews(build(self.augment_cfg, size))
+        views: Callable[[Any], Any] = TwoViews(build(self.augment_cfg, size))
+        pretrain_set, collate = self.pretrain_set, None
+        if self.decodes_on_device:
+            # Workers read bytes and draw the crops; the module decodes and crops the batch.
+            views, collate = EncodedTwoViews(self.augment_cfg, size), EncodedCollate(size)
+            if self.data_cfg.name != "stream":
+                pretrain_set = _encoded_items(self.pretrain_set, self.splits.source)
         if self.data_cfg.name == "stream":  # LitData shuffles and splits between ranks itself
             from simclr.data.stream import stream_train_loader
 
-            return stream_train_loader(self.data_cfg, views, self.seed)
+            return stream_train_loader(self.data_cfg, views, self.seed, collate_fn=collate)
         drop_last = bool(self.data_cfg.drop_last)
         if self.trainer is not None and self.trainer.world_size > 1:
             # Lightning puts in a DistributedSampler, itself seeded per epoch.
-            return self._loader(TransformedDataset(self.pretrain_set, views), True, drop_last)
+            shared = TransformedDataset(pretrain_set, views)
+            return self._loader(shared, True, drop_last, collate_fn=collate)
         skip = self.start_batch * int(self.data_cfg.batch_size)
         if skip:
             # Lightning warns that a loader without state_dict() restarts the epoch; this
@@ -99,12 +121,21 @@ class SimCLRDataModule(pl.LightningDataModule):
             warnings.filterwarnings(
                 "ignore", message="You're resuming from a checkpoint that ended"
             )
-        sampler = EpochShuffleSampler(len(self.pretrain_set), self.seed, self.start_epoch, skip)  # type: ignore[arg-type]
-        dataset = EpochSeededDataset(self.pretrain_set, views, self.seed)
-        return self._loader(dataset, False, drop_last, sampler=sampler)
+        sampler = EpochShuffleSampler(len(pretrain_set), self.seed, self.start_epoch, skip)  # type: ignore[arg-type]
+        dataset = EpochSeededDataset(pretrain_set, views, self.seed)
+        return self._loader(dataset, False, drop_last, sampler=sampler, collate_fn=collate)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
         if self.splits.test is None:
             return []
         transform = build_eval_transform(self.augment_cfg, int(self.data_cfg.image_size))
         return self._loader(TransformedDataset(self.splits.test, transform), False, False)
+
+
+def _encoded_items(dataset: Dataset, source: str) -> Dataset:
+    """`dataset` (image files, or a concatenation of them) yielding the files' bytes."""
+    if hasattr(dataset, "encoded_items"):
+        return dataset.encoded_items()
+    if isinstance(dataset, ConcatDataset):
+        return ConcatDataset([_encoded_items(d, source) for d in dataset.datasets])
+    raise DataError(f"{source}: augment.decode=gpu needs image files, and these are not")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
 from PIL import Image
 from torch.utils.data import Dataset
 
+from simclr.data.encoded import EncodedImage, read_encoded
 from simclr.data.image_files import folder_files, subfolders
 from simclr.data.images import DEFAULT_MAX_PIXELS, load_rgb
 from simclr.data.screening import screen_images
@@ -39,14 +41,17 @@ class ImageFileDataset(Dataset):
         self.on_bad_image = on_bad_image
         self.max_pixels = max_pixels
         self.bad_files: set[str] = set()
+        # True: items are the files' bytes where nvJPEG can decode them (augment.decode=gpu,
+        # simclr.data.encoded), else RGB images as usual. Set on a copy: see encoded_items().
+        self.encoded = False
 
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+    def __getitem__(self, index: int) -> tuple[Image.Image | EncodedImage, int]:
         for _ in range(10):
             try:
-                return load_rgb(self.paths[index], self.max_pixels), self.labels[index]
+                return self._read(self.paths[index]), self.labels[index]
             except DataError as err:
                 if self.on_bad_image != "skip":
                     raise
@@ -57,6 +62,22 @@ class ImageFileDataset(Dataset):
                 # streams fix the views (simclr.data.epochs).
                 index = (index + 1) % len(self.paths)
         raise DataError(f"{self.paths[index]}: too many unreadable images in a row")
+
+    def _read(self, path: Path) -> Image.Image | EncodedImage:
+        if not self.encoded:
+            return load_rgb(path, self.max_pixels)
+        try:
+            data = path.read_bytes()
+        except OSError as err:
+            raise DataError(f"{path}: not readable ({err.strerror or err})") from None
+        return read_encoded(data, str(path), self.max_pixels, upright=True)
+
+    def encoded_items(self) -> ImageFileDataset:
+        """A copy whose items are encoded files (this one keeps decoding: evaluation
+        and the online probe read the same splits)."""
+        encoded = copy.copy(self)
+        encoded.encoded = True
+        return encoded
 
 
 def _image_files(directory: Path) -> list[Path]:

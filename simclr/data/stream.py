@@ -28,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from pytorch_lightning.callbacks import Callback
 from torch.utils.data import Dataset
 
+from simclr.data.encoded import read_encoded
 from simclr.data.epochs import derived_seed
 from simclr.data.images import to_rgb
 from simclr.data.prepare import PRETRAIN_SPLITS, read_manifest, split_dir
@@ -96,15 +97,23 @@ class ViewStream(StreamingDataset):
     depend on the worker, on the order, or on whether the run was resumed.
     """
 
-    def __init__(self, input_dir: str, views: Callable[[Any], Any], seed: int) -> None:
+    def __init__(
+        self, input_dir: str, views: Callable[[Any], Any], seed: int, encoded: bool = False
+    ) -> None:
         super().__init__(input_dir, shuffle=True, drop_last=True, seed=seed)
         self.views = views
         self.view_seed = int(seed)
+        # True: `views` gets the stored bytes where nvJPEG can decode them (augment.decode=gpu,
+        # simclr.data.encoded), decoded as decode_rgb does (no EXIF rotation) otherwise.
+        self.encoded = bool(encoded)
 
     def __getitem__(self, index: Any) -> Any:
         item = super().__getitem__(index)
         position = int(getattr(index, "index", index))
-        image = decode_rgb(item["image"], item["name"])
+        if self.encoded:
+            image: Any = read_encoded(bytes(item["image"]), str(item["name"]), upright=False)
+        else:
+            image = decode_rgb(item["image"], item["name"])
         with torch.random.fork_rng(devices=[]):
             seed = derived_seed(self.view_seed, int(self.current_epoch), position)
             torch.random.default_generator.manual_seed(seed)
@@ -142,16 +151,25 @@ class ResumableStreamLoader(StreamingDataLoader):
 
 
 def stream_train_loader(
-    data_cfg: Any, views: Callable[[Any], Any], seed: int
+    data_cfg: Any,
+    views: Callable[[Any], Any],
+    seed: int,
+    collate_fn: Callable[[list[Any]], Any] | None = None,
 ) -> StreamingDataLoader:
-    """The shuffled, rank-sharded pretraining loader of `data=stream`."""
+    """The shuffled, rank-sharded pretraining loader of `data=stream`.
+
+    A `collate_fn` (simclr.data.encoded.EncodedCollate) makes it yield file bytes for
+    decoding on the device.
+    """
     splits = read_manifest(str(data_cfg.root)).get("counts", {})
     split = next(s for s in PRETRAIN_SPLITS if splits.get(s))
-    dataset = ViewStream(split_dir(str(data_cfg.root), split), views, seed)
+    encoded = collate_fn is not None
+    dataset = ViewStream(split_dir(str(data_cfg.root), split), views, seed, encoded=encoded)
     workers = int(data_cfg.num_workers)
     return ResumableStreamLoader(
         dataset,
         batch_size=int(data_cfg.batch_size),
+        collate_fn=collate_fn,
         num_workers=workers,
         drop_last=bool(data_cfg.drop_last),
         pin_memory=bool(data_cfg.pin_memory) and torch.cuda.is_available(),

@@ -98,6 +98,26 @@ def test_every_image_once_per_epoch_as_from_the_folder(folder, shards, workers):
 
 
 @pytest.mark.slow
+def test_shards_yield_bytes_for_device_decoding(folder, shards):
+    # augment.decode=gpu: the same epoch (every image once, labels as from the folder),
+    # as encoded items; the batch decodes (here with libjpeg on the CPU) to crops.
+    from simclr.config.schema import AugmentConfig
+    from simclr.data.encoded import EncodedBatch, EncodedCollate, EncodedTwoViews
+
+    augment = OmegaConf.structured(AugmentConfig(backend="gpu"))  # type: ignore[arg-type]
+    views = EncodedTwoViews(augment, 16)
+    loader = stream_train_loader(_cfg("stream", shards), views, SEED, EncodedCollate(16))
+    batches = list(loader)
+    assert all(isinstance(b, EncodedBatch) for b, _ in batches)
+    labels = Counter(int(y) for _, ys in batches for y in ys)
+    folder_labels = Counter(int(y) for _, y in build_datasets(_cfg("folder", folder)).train)  # type: ignore[union-attr]
+    assert labels == folder_labels and sum(labels.values()) == 36
+    assert {item.jpeg for b, _ in batches for item in b.items} == {True, False}
+    view1, view2 = batches[0][0].decode("cpu")
+    assert view1.shape == view2.shape == (BATCH, 3, 16, 16) and view1.dtype == torch.uint8
+
+
+@pytest.mark.slow
 def test_labeled_splits_are_read_from_the_shards(folder, shards):
     from_folder = build_datasets(_cfg("folder", folder))
     from_shards = build_datasets(_cfg("stream", shards))
