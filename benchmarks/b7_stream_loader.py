@@ -14,6 +14,7 @@ median over rounds. Writes benchmarks/results/b7_stream_loader.json and .md.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import time
 from typing import Any
@@ -24,9 +25,9 @@ from common import RESULTS_DIR, WORK_DIR, log, median, write_result
 
 def _loader(name: str, root: str, args: argparse.Namespace) -> Any:
     from hydra import compose, initialize_config_dir
-    from simclr.pretrain import CONF_DIR
 
     from simclr.config import register_configs
+    from simclr.console.app import CONF_DIR
     from simclr.data.datamodule import SimCLRDataModule
 
     register_configs()
@@ -76,20 +77,35 @@ def main() -> None:
         shutil.rmtree(shards, ignore_errors=True)
         log(f"b7 writing shards of {folder}")
         prepare_shards(folder, str(shards), workers=args.workers, progress=False)
-    rows = []
-    for name, root in (("folder", folder), ("stream", shards)):
-        rates: list[float] = []
-        for r in range(args.rounds):
+    sources = (("folder", folder), ("stream", shards))
+    rates: dict[str, list[float]] = {name: [] for name, _ in sources}
+    load_before = os.getloadavg()[0]
+    for r in range(args.rounds):
+        # Rounds alternate between the sources, so a change in the machine's load
+        # (other jobs) reaches both alike and the ratio stays side by side.
+        for name, root in sources:
             log(f"b7 {name} round {r + 1}/{args.rounds}")
-            rates += _images_per_s(_loader(name, str(root), args), args.epochs, args.batch)
-        rows.append({"source": name, "images_per_s": round(median(rates), 1), "all": rates})
+            loader = _loader(name, str(root), args)
+            rates[name] += _images_per_s(loader, args.epochs, args.batch)
+    load_after = os.getloadavg()[0]
+    rows = [
+        {"source": n, "images_per_s": round(median(rates[n]), 1), "all": rates[n]}
+        for n, _ in sources
+    ]
     by = {r["source"]: r["images_per_s"] for r in rows}
     ratio = by["stream"] / by["folder"] if by.get("folder") else None
+    cores = os.cpu_count() or 1
     write_result(
         "b7_stream_loader",
         title="B7 loader alone: images/s, image folder vs local LitData shards",
         settings=vars(args),
         rows=rows,
+        notes=[
+            f"1-minute load average {load_before:.1f} before and {load_after:.1f} after, on "
+            f"{cores} cores: other jobs shared the machine; the two sources were measured in "
+            "alternating rounds, so the ratio is side by side, the absolute rates are not "
+            "those of an idle machine."
+        ],
         summary=[
             {
                 "benchmark": "B7",

@@ -25,6 +25,8 @@ EXPECTED = {
     "b3_ntxent": ("B3", "NT-Xent forward+backward time and memory"),
     "b4_time_to_accuracy": ("B4", "linear-probe accuracy after the same wall-clock budget"),
     "b5_gpu": ("B5", "GPU: ResNet-50 224 px bf16-mixed, end-to-end and model-only"),
+    "b6_chunk_memory": ("B6", "peak memory vs batch size, with and without loss.chunk_size"),
+    "b7_stream_loader": ("B7", "loader alone images/s, image folder vs local LitData shards"),
     "scaling": ("Scaling", "images/s and memory vs batch size"),
 }
 

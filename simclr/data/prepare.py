@@ -19,14 +19,19 @@ refused unless ``force=True``.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from simclr.data.splits import DataSplits
 from simclr.errors import DataError, OutputError
+
+_OPTIMIZER_WORKERS = "DATA_OPTIMIZER_NUM_WORKERS"  # litdata.optimize exports it
 
 MANIFEST = "simclr_shards.json"
 FORMAT_VERSION = 1
@@ -130,17 +135,18 @@ def prepare_shards(
         shutil.rmtree(dest)  # nothing of the old shards may survive next to the new ones
     items = _items(splits, source)
     workers = max(1, int(workers or os.cpu_count() or 1))
-    for split, inputs in items.items():
-        optimize(
-            fn=_encode,
-            inputs=inputs,
-            output_dir=split_dir(dest, split),
-            num_workers=min(workers, len(inputs)),
-            chunk_bytes=chunk_bytes,
-            reorder_files=False,  # items in folder order; training shuffles anyway
-            mode="overwrite" if force else None,
-            verbose=progress,
-        )
+    with _process_state_kept():
+        for split, inputs in items.items():
+            optimize(
+                fn=_encode,
+                inputs=inputs,
+                output_dir=split_dir(dest, split),
+                num_workers=min(workers, len(inputs)),
+                chunk_bytes=chunk_bytes,
+                reorder_files=False,  # items in folder order; training shuffles anyway
+                mode="overwrite" if force else None,
+                verbose=progress,
+            )
     counts = {split: len(inputs) for split, inputs in items.items()}
     manifest = {
         "format": FORMAT_VERSION,
@@ -151,6 +157,28 @@ def prepare_shards(
     }
     _write_text(split_dir(dest, MANIFEST), json.dumps(manifest, indent=1) + "\n")
     return PrepareResult(dest, counts, list(splits.classes), list(splits.skipped))
+
+
+@contextmanager
+def _process_state_kept() -> Iterator[None]:
+    """Undo what ``litdata.optimize`` changes in the calling process.
+
+    It sets the process-wide multiprocessing start method to ``spawn`` (force=True)
+    and exports ``DATA_OPTIMIZER_NUM_WORKERS``. Left so, every DataLoader made
+    later in the same process spawns its workers, re-importing torch each time: a
+    ``data=stream`` loader, whose workers start anew each epoch, then ran 7x slower
+    (benchmarks/b7_stream_loader.py writes its shards, then measures).
+    """
+    method = multiprocessing.get_start_method(allow_none=True)
+    workers = os.environ.get(_OPTIMIZER_WORKERS)
+    try:
+        yield
+    finally:
+        multiprocessing.set_start_method(method, force=True)
+        if workers is None:
+            os.environ.pop(_OPTIMIZER_WORKERS, None)
+        else:
+            os.environ[_OPTIMIZER_WORKERS] = workers
 
 
 def _write_text(path: str, text: str) -> None:

@@ -51,8 +51,11 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def shards(folder: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp("shards") / "dest"
+    method = mp.get_start_method(allow_none=True)
     # Two workers: two chunk files per split, so that ranks and workers share them out.
     result = prepare_shards(folder, str(dest), workers=2, progress=False)
+    # litdata.optimize forces "spawn" process-wide; prepare_shards puts it back.
+    assert mp.get_start_method(allow_none=True) == method
     assert result.counts == {"train": 36, "test": 12}
     assert result.classes == ["cat", "dog", "fox"]
     return dest
@@ -213,6 +216,22 @@ def test_prepare_refuses_an_existing_dest_and_leaves_it_alone(labeled_folder, tm
     result = _prepare([str(labeled_folder), str(dest), "--quiet"], capfd)
     assert_one_line_error(result, "simclr-prepare", f"DEST={dest}", "--force")
     assert_unchanged(before)
+
+
+def test_prepare_leaves_the_start_method_and_environment_as_it_found_them(monkeypatch):
+    # What litdata.optimize does to its caller's process (see prepare._process_state_kept).
+    import multiprocessing
+    import os
+
+    from simclr.data.prepare import _OPTIMIZER_WORKERS, _process_state_kept
+
+    monkeypatch.delenv(_OPTIMIZER_WORKERS, raising=False)
+    before = multiprocessing.get_start_method(allow_none=True)
+    with _process_state_kept():
+        multiprocessing.set_start_method("spawn" if before != "spawn" else "fork", force=True)
+        os.environ[_OPTIMIZER_WORKERS] = "2"
+    assert multiprocessing.get_start_method(allow_none=True) == before
+    assert _OPTIMIZER_WORKERS not in os.environ
 
 
 def test_stream_without_shards_is_one_line(tmp_path):
