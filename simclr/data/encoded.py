@@ -42,10 +42,9 @@ from simclr.augment import build_crop_transform
 from simclr.config.choices import AugmentBackend, AugmentDecode
 from simclr.config.validate import ENCODED_SOURCES, gpu_decode_problem
 from simclr.data.images import (
-    DECODE_ERRORS,
     DEFAULT_MAX_PIXELS,
     allow_in_pil,
-    bomb_problem,
+    named_decode_errors,
     pixel_problem,
     to_rgb,
 )
@@ -97,22 +96,17 @@ def read_encoded(
         DataError: naming `name`, for a file PIL cannot read or one above `max_pixels`.
     """
     allow_in_pil(max_pixels)
-    try:
-        with Image.open(io.BytesIO(data)) as img:
-            too_big = pixel_problem(img.size, max_pixels)
-            if too_big:
-                raise DataError(f"{name}: {too_big}")
-            rotated = upright and img.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None)
-            if img.format == "JPEG" and img.mode in _GPU_JPEG_MODES and not rotated:
-                return EncodedImage(data, name, img.width, img.height, True)
-            img.load()
-            if upright:
-                ImageOps.exif_transpose(img, in_place=True)
-            return to_rgb(img)
-    except Image.DecompressionBombError as err:
-        raise DataError(f"{name}: {bomb_problem(err, max_pixels)}") from None
-    except DECODE_ERRORS as err:
-        raise DataError(f"{name}: not a readable image ({err})") from None
+    with named_decode_errors(name, max_pixels), Image.open(io.BytesIO(data)) as img:
+        too_big = pixel_problem(img.size, max_pixels)
+        if too_big:
+            raise DataError(f"{name}: {too_big}")
+        rotated = upright and img.getexif().get(_EXIF_ORIENTATION, 1) not in (1, None)
+        if img.format == "JPEG" and img.mode in _GPU_JPEG_MODES and not rotated:
+            return EncodedImage(data, name, img.width, img.height, True)
+        img.load()
+        if upright:
+            ImageOps.exif_transpose(img, in_place=True)
+        return to_rgb(img)
 
 
 @dataclass(frozen=True)

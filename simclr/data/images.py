@@ -27,6 +27,8 @@ Rules applied to every file read for training, evaluation and `embed`:
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -121,18 +123,24 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB") if image.mode != "RGB" else image
 
 
+@contextmanager
+def named_decode_errors(name: str | Path, max_pixels: int | None) -> Iterator[None]:
+    """PIL's errors while decoding `name` as one DataError naming the file (every reader)."""
+    try:
+        yield
+    except Image.DecompressionBombError as err:
+        raise DataError(f"{name}: {bomb_problem(err, max_pixels)}") from None
+    except DECODE_ERRORS as err:
+        raise DataError(f"{name}: not a readable image ({err})") from None
+
+
 def load_rgb(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> Image.Image:
     """Decode an image file fully, upright, in 8-bit RGB; DataError names a bad file."""
     allow_in_pil(max_pixels)
-    try:
-        with Image.open(path) as img:
-            too_big = pixel_problem(img.size, max_pixels)
-            if too_big:
-                raise DataError(f"{path}: {too_big}")
-            img.load()  # decode now, so a truncated file fails here and not in a worker later
-            ImageOps.exif_transpose(img, in_place=True)
-            return to_rgb(img)
-    except Image.DecompressionBombError as err:
-        raise DataError(f"{path}: {bomb_problem(err, max_pixels)}") from None
-    except DECODE_ERRORS as err:
-        raise DataError(f"{path}: not a readable image ({err})") from None
+    with named_decode_errors(path, max_pixels), Image.open(path) as img:
+        too_big = pixel_problem(img.size, max_pixels)
+        if too_big:
+            raise DataError(f"{path}: {too_big}")
+        img.load()  # decode now, so a truncated file fails here and not in a worker later
+        ImageOps.exif_transpose(img, in_place=True)
+        return to_rgb(img)
