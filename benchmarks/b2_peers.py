@@ -23,6 +23,7 @@ from bench_data import jpeg_folder
 from common import (
     BENCH_DIR,
     OUR_PYTHON,
+    PEER_ARMS,
     PEERS,
     add_workload_args,
     fmt,
@@ -37,8 +38,6 @@ from workers import ours_case, run_ours, run_peer
 
 NAME = "b2_peers"
 FLOAT32 = ["trainer.precision=32-true", "encoder.channels_last=false"]
-# bf16 as each peer's Lightning spells it: PL 1.9.5 (bolts) "bf16", Lightning 2 "bf16-mixed".
-PEER_BF16 = {"bolts": "bf16", "lightly": "bf16-mixed"}
 
 
 def view_cost(toolkit: str, folder: Path) -> dict[str, Any]:
@@ -68,8 +67,7 @@ def main() -> None:
     # pinned to float32, so the table shows what is the toolkit and what is the precision;
     # each peer at its documented precision (float32) and in bf16 through its own Trainer.
     ours_arms = {"ours": case, "ours_fp32": [*case, *FLOAT32]}
-    peer_arms = {peer: (peer, "32") for peer in PEERS}
-    peer_arms |= {f"{peer}_bf16": (peer, PEER_BF16[peer]) for peer in PEERS}
+    peer_arms = PEER_ARMS
     runs: dict[str, list[dict]] = {arm: [] for arm in [*ours_arms, *peer_arms]}
     for r in range(args.rounds):
         for arm, overrides in ours_arms.items():

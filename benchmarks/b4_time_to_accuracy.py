@@ -1,11 +1,13 @@
 """B4 time to accuracy: the same wall-clock budget for each toolkit, then the same probe.
 
     python benchmarks/b4_time_to_accuracy.py [--peers] [--budget-s 180]
-    BENCH_DATA=DIR python benchmarks/b4_time_to_accuracy.py    # any DIR/train + DIR/test
+    BENCH_DATA=DIR python benchmarks/b4_time_to_accuracy.py --image-size 32   # DIR/train + DIR/test
 
 Each toolkit pretrains a ResNet-18 (CIFAR stem) on the train split at the settings its
-own documentation gives for CIFAR-like data (ours: the digits preset; bolts: its
-CIFAR-10 recipe; lightly: its SimCLR CIFAR-10 recipe; see the workers' docstrings).
+own documentation gives for CIFAR-like data (ours: the digits preset on digits, the
+small_images preset on any other folder; bolts: its CIFAR-10 recipe; lightly: its
+SimCLR CIFAR-10 recipe; see the workers' docstrings), each peer also in bf16 through
+its own Trainer (ours chooses its precision itself: bf16 where the CPU runs it).
 Short calibration runs measure each toolkit's speed; every toolkit then plans the
 same number of epochs (those the median speed fits in the budget, warm-up 1/6 of
 them where the recipe has one) and Lightning's Timer stops a run at the budget.
@@ -13,19 +15,23 @@ Then our evaluator scores every encoder the same way: frozen features of the sam
 images (each toolkit's own normalisation), our linear probe (scikit-learn logistic
 regression, C by cross-validation inside the labeled subset) at 1% and 10% of the
 labels, the same nested subsets for every encoder, mean over seeds. Random init and
-raw pixels are the floors.
+raw pixels are the floors. Last, our default evaluation (`simclr-eval`, every probe,
+fraction and seed) runs on our encoder and is timed: evaluation seconds / pretraining
+seconds.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from bench_data import digits_folder, labeled_counts
-from common import PEERS, fmt, log, median, peer_version, write_result
+from common import OUR_PYTHON, PEER_ARMS, WORK_DIR, fmt, log, median, peer_version, write_result
 from omegaconf import OmegaConf
 from workers import run_ours, run_peer
 
@@ -37,15 +43,14 @@ DIGITS_MEAN = DIGITS_STD = [0.5, 0.5, 0.5]
 
 
 def ours_overrides(data: Path, digits: bool, args: argparse.Namespace, views: str) -> list[str]:
-    """Our documented preset for small images: `experiment=digits` on the folder."""
+    """Our documented presets: `experiment=digits` on the digits files, else `small_images`."""
+    preset = ["experiment=digits", "data=folder", f"augment={views}"]
     return [
-        "experiment=digits",
-        "data=folder",
+        *(preset if digits else ["experiment=small_images"]),
         f"data.root={data}",
         f"data.image_size={args.image_size}",
         f"data.batch_size={args.batch}",
         f"data.num_workers={args.workers}",
-        f"augment={views if digits else 'cifar'}",
         "online_probe.enabled=false",
         "eval=none",
         "trainer.enable_progress_bar=false",
@@ -69,8 +74,9 @@ def _run(
             case.append(f"optim.warmup_epochs={how['epochs'] / 6:.4f}")
         warmup = how.get("warmup", 1)
         return run_ours("pretrain", case, name=name, warmup=warmup, budget_s=how.get("budget_s"))
+    peer, precision = PEER_ARMS[toolkit]
     return run_peer(
-        toolkit,
+        peer,
         data=data,
         name=name,
         image_size=args.image_size,
@@ -80,7 +86,8 @@ def _run(
         warmup=how.get("warmup", 1),
         max_steps=how.get("max_steps", -1),
         budget_s=how.get("budget_s"),
-        save_encoder=toolkit == "lightly",
+        precision=precision,
+        save_encoder=peer == "lightly",
     )
 
 
@@ -121,7 +128,7 @@ def train_all(
 
 def load_trained(toolkit: str, run: dict[str, Any]) -> torch.nn.Module:
     """The pretrained encoder: our hub loader for ours and bolts, torchvision for lightly."""
-    if toolkit == "lightly":
+    if PEER_ARMS.get(toolkit, (toolkit,))[0] == "lightly":
         from simclr.models.encoder import build_resnet
 
         encoder = build_resnet("resnet18", "cifar")
@@ -166,6 +173,23 @@ def probe_all(
     return summarise(run_feature_probes(features, ev, ["linear"]))
 
 
+def eval_cost(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Wall seconds of our default evaluation of our encoder (simclr-eval, eval=default)."""
+    if "error" in run:
+        return {"error": run["error"]}
+    out = WORK_DIR / "runs" / "b4_ours_eval"
+    subprocess.run(["rm", "-rf", str(out)], check=True)
+    command = [str(Path(OUR_PYTHON).parent / "simclr-eval"), f"checkpoint={run['checkpoint']}",
+               "eval=default", f"hydra.run.dir={out}"]  # fmt: skip
+    log("ours default evaluation: " + " ".join(command[1:]))
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    if done.returncode != 0:
+        return {"error": f"simclr-eval exit {done.returncode}: {done.stderr.strip()[-300:]}"}
+    return {"eval_seconds": seconds, "eval_over_pretrain": seconds / run["train_seconds"]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--peers", action="store_true")
@@ -173,16 +197,17 @@ def main() -> None:
     p.add_argument("--image-size", type=int, default=16)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--workers", type=int, default=2)
-    p.add_argument("--seeds", type=int, default=5)
+    p.add_argument("--seeds", type=int, default=10)
     p.add_argument("--fractions", default="0.01,0.1")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     data = Path(os.environ["BENCH_DATA"]).resolve() if os.environ.get("BENCH_DATA") else None
     digits = data is None
     data = data or digits_folder()
-    toolkits = ["ours", *(["ours_cifar_views", *PEERS] if args.peers and digits else []),
-                *(PEERS if args.peers and not digits else [])]  # fmt: skip
+    toolkits = ["ours", *(["ours_cifar_views"] if args.peers and digits else []),
+                *(PEER_ARMS if args.peers else [])]  # fmt: skip
     runs = train_all(toolkits, data, digits, args)
+    cost = eval_cost(runs["ours"], args)
 
     from simclr.evaluation.features import RawPixels
     from simclr.models.encoder import build_resnet
@@ -190,6 +215,7 @@ def main() -> None:
     norms = {"ours": (DIGITS_MEAN, DIGITS_STD) if digits else (CIFAR10_MEAN, CIFAR10_STD),
              "bolts": (CIFAR10_MEAN, CIFAR10_STD), "lightly": (IMAGENET_MEAN, IMAGENET_STD)}  # fmt: skip
     norms["ours_cifar_views"] = norms["ours"]
+    norms |= {arm: norms[peer] for arm, (peer, _) in PEER_ARMS.items()}
     encoders = {
         t: (load_trained(t, run), eval_transform(*norms[t], args.image_size))
         for t, run in runs.items()
@@ -200,10 +226,12 @@ def main() -> None:
     encoders["random_init"] = (build_resnet("resnet18", "cifar"), floor_transform)
     encoders["raw_pixels"] = (RawPixels(args.image_size), floor_transform)
     summaries = probe_all(encoders, data, args)
-    write(runs, summaries, data, digits, args)
+    write(runs, summaries, cost, data, digits, args)
 
 
-def write(runs: dict, summaries: list[Any], data: Path, digits: bool, args: Any) -> None:
+def write(
+    runs: dict, summaries: list[Any], cost: dict[str, Any], data: Path, digits: bool, args: Any
+) -> None:
     acc = {(s.representation, s.fraction): s for s in summaries}
     fractions = sorted({s.fraction for s in summaries})
     rows = [
@@ -265,6 +293,18 @@ def write(runs: dict, summaries: list[Any], data: Path, digits: bool, args: Any)
             f"epochs in {fmt(train['ours'].get('train_seconds'), 0)} s",
         },
     )
+    summary.append(
+        {
+            "benchmark": "B4",
+            "measure": "our default evaluation seconds / pretraining seconds (simclr-eval: "
+            "linear, kNN, MLP at 1, 10, 100% labels, every seed, both floors)",
+            "ratio": fmt(cost.get("eval_over_pretrain")),
+            "goal": "≤ 0.20",
+            "context": cost.get("error")
+            or f"{fmt(cost['eval_seconds'], 0)} s of evaluation after "
+            f"{fmt(train['ours'].get('train_seconds'), 0)} s of pretraining",
+        }
+    )
     write_result(
         NAME if args.peers else f"{NAME}_ours",  # ours-only keeps the side-by-side file
         title="B4 time to accuracy: same wall-clock budget, same linear probe",
@@ -272,7 +312,7 @@ def write(runs: dict, summaries: list[Any], data: Path, digits: bool, args: Any)
             **vars(args),
             "data": "digits (sklearn, written as PNG files)" if digits else str(data),
         },
-        figures={"training": train},
+        figures={"training": train, "evaluation": cost},
         rows=rows,
         ratios=ratios,
         summary=summary,

@@ -35,6 +35,14 @@ RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS", BENCH_DIR / "results"))
 WORK_DIR = Path(os.environ.get("BENCH_WORK", BENCH_DIR / ".work"))
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", BENCH_DIR / ".peers"))
 PEERS = ("bolts", "lightly")
+# bf16 as each peer's Lightning spells it: PL 1.9.5 (bolts) "bf16", Lightning 2 "bf16-mixed".
+PEER_BF16 = {"bolts": "bf16", "lightly": "bf16-mixed"}
+# Peer arms of the side-by-side benchmarks: arm -> (peer, precision). Each peer at its
+# documented precision (float32) and in bf16 through its own Trainer, so a table shows
+# what is the toolkit and what is the precision.
+PEER_ARMS = {peer: (peer, "32") for peer in PEERS} | {
+    f"{peer}_bf16": (peer, PEER_BF16[peer]) for peer in PEERS
+}
 OUR_PYTHON = Path(sys.executable)
 BASE_PACKAGES = ("torch", "torchvision", "pytorch-lightning", "simclr", "timm", "numpy", "pillow")
 

@@ -91,3 +91,21 @@ def test_ntxent_worker_measures_ours_at_a_tiny_size(tmp_path):
     assert [r["batch"] for r in result["rows"]] == [16, 32]
     assert all(r["seconds"] > 0 and "peak_mib" in r for r in result["rows"])
     assert math.isfinite(result["check_value"])
+
+
+def test_recipe_table_passes_overrides_to_the_steps_they_name(tmp_path):
+    """--finetune-set reaches the fine-tuning steps only, --distill-set the student's only."""
+    import recipe_table
+
+    run = tmp_path / "run"
+    run.mkdir()
+    ns = recipe_table.argparse.Namespace(
+        out=tmp_path / "out", checkpoint=run, seeds=2, fractions=[0.01], distill_epochs=1,
+        finetune_set=["eval.finetune.unfrozen_epochs=3"], distill_set=["trainer.max_time=1m"],
+    )  # fmt: skip
+    commands = dict(recipe_table.steps(ns))
+    assert "eval.finetune.unfrozen_epochs=3" in commands["eval"]
+    assert "eval.finetune.unfrozen_epochs=3" in commands["teachers"]
+    assert "eval.finetune.unfrozen_epochs=3" not in commands["distill"]
+    assert "trainer.max_time=1m" in commands["distill"]
+    assert not any("max_time" in c for c in commands["eval"] + commands["teachers"])

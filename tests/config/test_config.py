@@ -41,6 +41,20 @@ def test_default_is_digits_preset_with_resnet18_cifar_stem(compose_config):
     assert plain.encoder.arch == "resnet50" and plain.encoder.stem == "imagenet"
 
 
+def test_small_images_preset_trains_small_at_32_px_and_digits_builds_on_it(compose_config):
+    # data=folder alone is 224 px: a CIFAR-stem ResNet-18 there needs ~23 GB at batch 128.
+    cfg = compose_config("experiment=small_images", "data.root=/photos")
+    assert (cfg.preset, cfg.data.name, cfg.data.image_size) == ("small_images", "folder", 32)
+    assert (cfg.encoder.arch, cfg.encoder.stem, cfg.augment.name) == ("resnet18", "cifar", "cifar")
+    digits = compose_config("experiment=digits")
+    assert (digits.data.name, digits.data.image_size, digits.augment.name) == (
+        "digits",
+        16,
+        "digits",
+    )
+    assert digits.data.batch_size == cfg.data.batch_size  # inherited, not restated
+
+
 def test_unknown_key_fails_naming_it(compose_config):
     with pytest.raises(ConfigCompositionException, match="lr_typo"):
         compose_config("optim.lr_typo=1")

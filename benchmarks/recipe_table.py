@@ -1,9 +1,11 @@
 """The SimCLRv2 recipe table, measured: probe -> fine-tune (head layer 0, 1) -> distil.
 
-    python benchmarks/recipe_digits.py OUT --checkpoint RUN [--seeds 10] [--distill-epochs 15]
+    python benchmarks/recipe_table.py OUT --checkpoint RUN [--seeds 10] [--distill-epochs 15]
+        [--finetune-set KEY=VALUE ...] [--distill-set KEY=VALUE ...]
     make recipe RUN=outputs/<date>/<time> OUT=/tmp/recipe
 
-From one pretraining run (RUN, e.g. the default `make run` on digits) it runs, with
+From one pretraining run (RUN, e.g. the default `make run` on digits, or a run on any
+labeled folder: the steps read the data from the run's config) it runs, with
 each step's output under OUT/<step>/ and its log under OUT/logs/<step>.log:
 
 1. `eval`: simclr-eval with the linear probe, fine-tuning from head layer 0 and
@@ -17,6 +19,8 @@ each step's output under OUT/<step>/ and its log under OUT/logs/<step>.log:
    teacher through `${seed}`, so the sweep pairs them instead of crossing them);
    the student has the teacher's encoder (self-distillation) and is trained from
    scratch for `--distill-epochs` epochs (monitors off: they change nothing here);
+   `--finetune-set` adds overrides to the fine-tuning steps 1 and 2 (a shorter
+   schedule, `eval.finetune.unfrozen_epochs=5`), `--distill-set` to step 3;
 4. `python -m simclr.recipe` over the three: OUT/recipe.md.
 
 Multiruns keep one process per step, so the interpreter and the data load once
@@ -46,7 +50,7 @@ def program(name: str) -> str:
     beside = Path(sys.executable).parent / name
     found = str(beside) if beside.exists() else shutil.which(name)
     if found is None:
-        raise SystemExit(f"recipe_digits: error: {name}: not installed (pip install -e .)")
+        raise SystemExit(f"recipe_table: error: {name}: not installed (pip install -e .)")
     return found
 
 
@@ -71,6 +75,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                 f"eval.finetune.fractions={listed}",
                 f"eval.seeds={args.seeds}",
                 "eval.finetune.from_head_layer=0",
+                *args.finetune_set,
                 f"hydra.run.dir={out / 'eval'}",
             ],
         ),
@@ -82,6 +87,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                 f"checkpoint={run}",
                 f"eval.finetune.fraction={fractions}",
                 f"seed={seeds}",
+                *args.finetune_set,
                 f"hydra.sweep.dir={teachers}",
                 "hydra.sweep.subdir=f${eval.finetune.fraction}_s${seed}",
             ],
@@ -99,6 +105,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
                 # would cost a pass per epoch and change nothing the table reads.
                 "monitor.enabled=false",
                 "eval=none",
+                *args.distill_set,
                 f"hydra.sweep.dir={out / 'distill'}",
                 "hydra.sweep.subdir=${hydra.job.num}_s${seed}",
             ],
@@ -134,13 +141,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--fractions", type=float, nargs="+", default=list(FRACTIONS))
     parser.add_argument("--distill-epochs", type=int, default=15)
+    parser.add_argument(
+        "--finetune-set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides of the fine-tuning steps (eval, teachers)",
+    )
+    parser.add_argument(
+        "--distill-set",
+        nargs="+",
+        default=[],
+        metavar="KEY=VALUE",
+        help="overrides of the distillation step",
+    )
     parser.add_argument("--threads", type=int, help="OMP/MKL threads of each command")
     parser.add_argument("--only", nargs="+", help="run only these steps (the rest done)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands only")
     args = parser.parse_args(argv)
     args.out, args.checkpoint = args.out.resolve(), args.checkpoint.resolve()
     if not args.checkpoint.exists():
-        print(f"recipe_digits: error: {args.checkpoint}: no such run", file=sys.stderr)
+        print(f"recipe_table: error: {args.checkpoint}: no such run", file=sys.stderr)
         return 2
     plan = [(n, c) for n, c in steps(args) if not args.only or n in args.only]
     if args.dry_run:
@@ -169,9 +190,7 @@ def main(argv: list[str] | None = None) -> int:
             timings_path.write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
             print(f"[{time.strftime('%H:%M:%S')}] {name}: exit {code}, {seconds} s", flush=True)
             if code != 0:
-                print(
-                    f"recipe_digits: error: {name} failed; see {logs / name}.log", file=sys.stderr
-                )
+                print(f"recipe_table: error: {name} failed; see {logs / name}.log", file=sys.stderr)
                 return code
     if (args.out / "recipe.md").exists():
         print((args.out / "recipe.md").read_text(), end="")
