@@ -174,7 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     logs = args.out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     timings_path = args.out / "timings.json"
-    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     with (args.out / "commands.sh").open("a", encoding="utf-8") as script:
         for name, command in plan:
             script.write(shlex.join(command) + "\n")
@@ -186,6 +185,9 @@ def main(argv: list[str] | None = None) -> int:
                     executable(command), stdout=log, stderr=subprocess.STDOUT, env=env
                 )
             seconds = round(time.perf_counter() - started, 1)
+            # Re-read first: another invocation (`--only`, run beside this one) may have
+            # written its steps meanwhile.
+            timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
             timings[name] = {"seconds": seconds, "exit": code, "command": shlex.join(command)}
             timings_path.write_text(json.dumps(timings, indent=2) + "\n", encoding="utf-8")
             print(f"[{time.strftime('%H:%M:%S')}] {name}: exit {code}, {seconds} s", flush=True)
