@@ -53,6 +53,10 @@ def test_small_images_preset_trains_small_at_32_px_and_digits_builds_on_it(compo
         "digits",
     )
     assert digits.data.batch_size == cfg.data.batch_size  # inherited, not restated
+    assert (cfg.optim.lr, digits.optim.lr) == (1.0, 0.3)
+    # The preset's rate is an optim option's: another optimizer brings its own.
+    adamw = compose_config("experiment=small_images", "data.root=/photos", "optim=adamw")
+    assert (adamw.optim.name, adamw.optim.lr) == ("adamw", 1e-3)
 
 
 def test_unknown_key_fails_naming_it(compose_config):

@@ -12,7 +12,7 @@ config.yaml):
 with `data: folder`: that pins it when the user picks another option of the group. It
 may also set a schema default where an option it picks or a preset it extends sets
 another value: `small_images` picks `data: folder` (224 px) and sets
-`data.image_size: 32`; `digits` extends it and sets `optim.lr` back to 0.3.)
+`data.image_size: 32`.)
 
 The plugin configs under conf/hydra/ are left out: their schemas are the plugins'.
 """
@@ -96,7 +96,7 @@ def picked_options(path: Path) -> dict[str, Any]:
     assert isinstance(raw, dict)
     values: dict[str, Any] = {}
     for entry in raw.get("defaults", []):
-        for key, option in (entry.items() if isinstance(entry, dict) else []):
+        for key, option in entry.items() if isinstance(entry, dict) else []:
             group = str(key).removeprefix("override ").lstrip("/")
             option_file = CONF / group / f"{option}.yaml"
             if group in SCHEMA_NODES and option_file.is_file():
