@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -68,3 +69,19 @@ def labeled_folder(tmp_path: Path) -> Path:
 def shared_labeled_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The same folder, shared by the tests of a module (read-only for them)."""
     return write_labeled_folder(tmp_path_factory.mktemp("images"))
+
+
+def quiet_trainer(**kwargs: Any) -> Any:
+    """A Lightning Trainer for a few test steps: no logger, checkpoints, bars, summary or
+    validation loop; `kwargs` (accelerator, precision, max_steps, ...) complete it."""
+    import pytorch_lightning as pl
+
+    return pl.Trainer(
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        limit_val_batches=0,
+        **kwargs,
+    )

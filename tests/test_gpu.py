@@ -6,11 +6,11 @@ Skipped without CUDA. (The GPU view statistics test is in test_augment_gpu.py.)
 from __future__ import annotations
 
 import pytest
-import pytorch_lightning as pl
 import torch
 
 from simclr.loss import nt_xent
 from simclr.models import build_encoder, build_head, feature_dim
+from tests.conftest import quiet_trainer
 
 pytestmark = [
     pytest.mark.gpu,
@@ -59,17 +59,7 @@ def test_channels_last_compile_bf16_and_gpu_views_train(compose_config, labeled_
     )
     module = SimCLRModule(cfg)
     module.encoder.compile()
-    trainer = pl.Trainer(
-        accelerator="gpu",
-        devices=1,
-        precision="bf16-mixed",
-        max_steps=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=3)
     trainer.fit(module, datamodule=SimCLRDataModule(cfg.data, cfg.augment))
     assert trainer.global_step == 3
     assert torch.isfinite(trainer.callback_metrics["train/loss"])

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import pytorch_lightning as pl
 import torch
 from omegaconf import OmegaConf
 from PIL import Image
@@ -20,6 +19,7 @@ from simclr.augment import TwoViews, build_crop_transform
 from simclr.config.schema import AugmentConfig
 from simclr.data.encoded import EncodedCollate, EncodedTwoViews, read_encoded
 from simclr.data.images import load_rgb
+from tests.conftest import quiet_trainer
 
 pytestmark = [
     pytest.mark.gpu,
@@ -108,17 +108,7 @@ def test_training_with_gpu_decode_and_gpu_views(compose_config, labeled_folder, 
     )
     module = SimCLRModule(cfg)
     datamodule = SimCLRDataModule(cfg.data, cfg.augment)
-    trainer = pl.Trainer(
-        accelerator="gpu",
-        devices=1,
-        precision="bf16-mixed",
-        max_steps=3,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(accelerator="gpu", devices=1, precision="bf16-mixed", max_steps=3)
     trainer.fit(module, datamodule=datamodule)
     assert datamodule.decodes_on_device  # the folder's JPEGs went to nvJPEG, PNGs as pixels
     assert trainer.global_step == 3

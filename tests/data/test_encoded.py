@@ -235,22 +235,12 @@ def test_check_devices_refuses_gpu_decode_without_cuda(compose_config, monkeypat
 
 
 def _fit(cfg, datamodule, steps: int = 2):
-    import pytorch_lightning as pl
 
     from simclr.module import SimCLRModule
+    from tests.conftest import quiet_trainer
 
     module = SimCLRModule(cfg)
-    trainer = pl.Trainer(
-        accelerator="cpu",
-        devices=1,
-        max_steps=steps,
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-        limit_val_batches=0,
-    )
+    trainer = quiet_trainer(accelerator="cpu", devices=1, max_steps=steps)
     trainer.fit(module, datamodule=datamodule)
     return trainer
 
