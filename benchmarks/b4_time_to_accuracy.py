@@ -31,9 +31,9 @@ from typing import Any
 
 import torch
 from bench_data import digits_folder, labeled_counts
-from common import OUR_PYTHON, PEER_ARMS, WORK_DIR, fmt, log, median, peer_version, write_result
+from common import OUR_PYTHON, PEER_ARMS, fmt, log, median, peer_version, write_result
 from omegaconf import OmegaConf
-from workers import run_ours, run_peer
+from workers import fresh_dir, run_ours, run_peer
 
 NAME = "b4_time_to_accuracy"
 CIFAR10_MEAN = [125.3 / 255, 123.0 / 255, 113.9 / 255]
@@ -177,8 +177,7 @@ def eval_cost(run: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """Wall seconds of our default evaluation of our encoder (simclr-eval, eval=default)."""
     if "error" in run:
         return {"error": run["error"]}
-    out = WORK_DIR / "runs" / "b4_ours_eval"
-    subprocess.run(["rm", "-rf", str(out)], check=True)
+    out = fresh_dir("b4_ours_eval")  # removed, so simclr-eval finds it new
     command = [str(Path(OUR_PYTHON).parent / "simclr-eval"), f"checkpoint={run['checkpoint']}",
                "eval=default", f"hydra.run.dir={out}"]  # fmt: skip
     log("ours default evaluation: " + " ".join(command[1:]))
