@@ -8,18 +8,15 @@ computing the loss over the concatenated batch in one pass (float64, tight).
 
 from __future__ import annotations
 
-import socket
-from pathlib import Path
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
 from simclr.gradcache import gradcache_backward
 from simclr.loss import nt_xent
+from tests.gloo_harness import run_on_gloo_ranks
 
 WORLD = 2
 PER_RANK = 3  # images per rank: 6 views, chunks of 2
@@ -41,55 +38,35 @@ def _model() -> nn.Module:
     return nn.Sequential(nn.Linear(5, 7), nn.Tanh(), nn.Linear(7, 4)).double()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _check(rank: int) -> dict:
+    x1, x2 = _data()
+    rows = slice(rank * PER_RANK, (rank + 1) * PER_RANK)
+    views = torch.cat([x1[rows], x2[rows]])  # this rank's 2n views, view 1 first
+    model = DistributedDataParallel(_model())
+    reductions = []
 
+    # Unannotated: DDP checks annotations, which `from __future__` turns into strings.
+    def counting_allreduce(state, bucket):  # type: ignore[no-untyped-def]
+        reductions.append(bucket.index())
+        work = dist.all_reduce(bucket.buffer() / WORLD, async_op=True)
+        return work.get_future().then(lambda fut: fut.value()[0])
 
-def _worker(rank: int, port: int, result_path: str) -> None:
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
-    try:
-        x1, x2 = _data()
-        rows = slice(rank * PER_RANK, (rank + 1) * PER_RANK)
-        views = torch.cat([x1[rows], x2[rows]])  # this rank's 2n views, view 1 first
-        model = DistributedDataParallel(_model())
-        reductions = []
+    model.register_comm_hook(None, counting_allreduce)
 
-        # Unannotated: DDP checks annotations, which `from __future__` turns into strings.
-        def counting_allreduce(state, bucket):  # type: ignore[no-untyped-def]
-            reductions.append(bucket.index())
-            work = dist.all_reduce(bucket.buffer() / WORLD, async_op=True)
-            return work.get_future().then(lambda fut: fut.value()[0])
+    def loss_fn(z: torch.Tensor) -> torch.Tensor:
+        z1, z2 = z.chunk(2)
+        return nt_xent(z1, z2, TEMPERATURE, gather=True)
 
-        model.register_comm_hook(None, counting_allreduce)
-
-        def loss_fn(z: torch.Tensor) -> torch.Tensor:
-            z1, z2 = z.chunk(2)
-            return nt_xent(z1, z2, TEMPERATURE, gather=True)
-
-        loss = gradcache_backward(model, views, loss_fn, CHUNK, no_sync=model.no_sync)
-        losses = [torch.zeros((), dtype=torch.float64) for _ in range(WORLD)]
-        dist.all_gather(losses, loss)
-        grads = {n: p.grad.clone() for n, p in model.module.named_parameters()}  # type: ignore[union-attr]
-        if rank == 0:
-            torch.save(
-                {"losses": torch.stack(losses), "grads": grads, "reductions": reductions},
-                result_path,
-            )
-    finally:
-        dist.destroy_process_group()
+    loss = gradcache_backward(model, views, loss_fn, CHUNK, no_sync=model.no_sync)
+    losses = [torch.zeros((), dtype=torch.float64) for _ in range(WORLD)]
+    dist.all_gather(losses, loss)
+    grads = {n: p.grad.clone() for n, p in model.module.named_parameters()}  # type: ignore[union-attr]
+    return {"losses": torch.stack(losses), "grads": grads, "reductions": reductions}
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    path = tmp_path_factory.mktemp("gradcache") / "rank0.pt"
-    mp.start_processes(
-        _worker, args=(_free_port(), str(path)), nprocs=WORLD, join=True, start_method="spawn"
-    )
-    return torch.load(Path(path), weights_only=False)
+    return run_on_gloo_ranks(_check, WORLD, tmp_path_factory.mktemp("gradcache"))
 
 
 def test_chunked_ddp_gradients_equal_the_single_process_full_batch_ones(results: dict) -> None:

@@ -1,21 +1,18 @@
 """NT-Xent across two gloo processes equals the single-process loss and gradient.
 
-One spawn runs every check (starting processes costs seconds); rank 0 writes its
-results to a file that the tests compare with a single-process computation.
+One spawn runs every check (tests/gloo_harness.py); the tests compare rank 0's
+results with a single-process computation.
 """
 
 from __future__ import annotations
 
-import socket
-from pathlib import Path
-
 import pytest
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from simclr import distributed
 from simclr.loss import nt_xent
+from tests.gloo_harness import run_on_gloo_ranks
 
 WORLD = 2
 PER_RANK = 3  # images per rank
@@ -35,12 +32,6 @@ def _batch() -> tuple[torch.Tensor, torch.Tensor, torch.nn.Linear]:
     return x1, x2, layer
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _rank_grads(rank: int, x1: torch.Tensor, x2: torch.Tensor, gather: bool) -> dict:
     _, _, layer = _batch()
     rows = slice(rank * PER_RANK, (rank + 1) * PER_RANK)
@@ -57,35 +48,23 @@ def _rank_grads(rank: int, x1: torch.Tensor, x2: torch.Tensor, gather: bool) -> 
     return out
 
 
-def _worker(rank: int, port: int, result_path: str) -> None:
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
-    try:
-        x1, x2, _ = _batch()
-        results = {
-            "world_size": distributed.world_size(),
-            "rank_seen": distributed.rank(),
-            "gather": _rank_grads(rank, x1, x2, gather=True),
-            "no_gather": _rank_grads(rank, x1, x2, gather=False),
-            # Uneven rows per rank: rank 0 sends 1 row, rank 1 sends 2.
-            "uneven": distributed.gather_no_grad(torch.full((rank + 1, 2), float(rank))),
-            "with_grad": distributed.gather_with_grad(torch.full((2, 1), float(rank))),
-            "with_grad_type": type(distributed.gather_with_grad(torch.zeros(1))),
-        }
-        if rank == 0:
-            torch.save(results, result_path)
-    finally:
-        dist.destroy_process_group()
+def _check(rank: int) -> dict:
+    x1, x2, _ = _batch()
+    return {
+        "world_size": distributed.world_size(),
+        "rank_seen": distributed.rank(),
+        "gather": _rank_grads(rank, x1, x2, gather=True),
+        "no_gather": _rank_grads(rank, x1, x2, gather=False),
+        # Uneven rows per rank: rank 0 sends 1 row, rank 1 sends 2.
+        "uneven": distributed.gather_no_grad(torch.full((rank + 1, 2), float(rank))),
+        "with_grad": distributed.gather_with_grad(torch.full((2, 1), float(rank))),
+        "with_grad_type": type(distributed.gather_with_grad(torch.zeros(1))),
+    }
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict:
-    path = tmp_path_factory.mktemp("dist") / "rank0.pt"
-    mp.start_processes(
-        _worker, args=(_free_port(), str(path)), nprocs=WORLD, join=True, start_method="spawn"
-    )
-    return torch.load(Path(path), weights_only=False)
+    return run_on_gloo_ranks(_check, WORLD, tmp_path_factory.mktemp("dist"))
 
 
 def _single_process() -> tuple[torch.Tensor, dict]:
