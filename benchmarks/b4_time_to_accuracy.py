@@ -8,10 +8,12 @@ own documentation gives for CIFAR-like data (ours: the digits preset on digits, 
 small_images preset on any other folder; bolts: its CIFAR-10 recipe; lightly: its
 SimCLR CIFAR-10 recipe; see the workers' docstrings), each peer also in bf16 through
 its own Trainer (ours chooses its precision itself: bf16 where the CPU runs it).
-Short calibration runs measure each toolkit's speed; every toolkit then plans the
-same number of epochs (those the median speed fits in the budget, warm-up 1/6 of
-them where the recipe has one) and Lightning's Timer stops a run at the budget.
-Then our evaluator scores every encoder the same way: frozen features of the same
+Every toolkit gets the same wall-clock budget and uses it as its own users
+would: ours through `trainer.max_time` (it measures its step rate while it runs and
+plans warm-up and cosine decay to end at the budget); each peer, which has no such
+option, through the epochs its own short calibration run says fit in the budget
+(warm-up 1/6 of them where the recipe has one). Lightning's Timer stops any run at
+the budget. Then our evaluator scores every encoder the same way: frozen features of the same
 images (each toolkit's own normalisation), our linear probe (scikit-learn logistic
 regression, C by cross-validation inside the labeled subset) at 1% and 10% of the
 labels, the same nested subsets for every encoder, mean over seeds. Random init and
@@ -31,7 +33,15 @@ from typing import Any
 
 import torch
 from bench_data import digits_folder, labeled_counts
-from common import OUR_PYTHON, PEER_ARMS, fmt, log, median, peer_version, write_result
+from common import (
+    OUR_PYTHON,
+    PEER_ARMS,
+    command_line,
+    fmt,
+    log,
+    peer_version,
+    write_result,
+)
 from omegaconf import OmegaConf
 from workers import fresh_dir, run_ours, run_peer
 
@@ -40,6 +50,7 @@ CIFAR10_MEAN = [125.3 / 255, 123.0 / 255, 113.9 / 255]
 CIFAR10_STD = [63.0 / 255, 62.1 / 255, 66.7 / 255]
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 DIGITS_MEAN = DIGITS_STD = [0.5, 0.5, 0.5]
+OURS = ("ours", "ours_cifar_views")  # our arms: the budget through trainer.max_time
 
 
 def ours_overrides(data: Path, digits: bool, args: argparse.Namespace, views: str) -> list[str]:
@@ -62,18 +73,12 @@ def _run(
     toolkit: str, name: str, data: Path, digits: bool, args: argparse.Namespace, **how: Any
 ) -> dict[str, Any]:
     """One pretraining run of `toolkit`; `how` holds max_steps, or epochs and budget_s."""
-    if toolkit.startswith("ours"):
+    if toolkit in OURS:
         views = "cifar" if toolkit == "ours_cifar_views" else "digits"
-        case = ours_overrides(data, digits, args, views)
-        if "max_steps" in how:
-            case.append(f"trainer.max_steps={how['max_steps']}")
-        else:
-            # Warm-up for 1/6 of the run, the preset's own ratio (2 of 12 epochs); bolts'
-            # worker applies the same rule.
-            case.append(f"trainer.max_epochs={how['epochs']}")
-            case.append(f"optim.warmup_epochs={how['epochs'] / 6:.4f}")
-        warmup = how.get("warmup", 1)
-        return run_ours("pretrain", case, name=name, warmup=warmup, budget_s=how.get("budget_s"))
+        # The budget as our users give it: the schedule is planned to end there. The
+        # preset's max_epochs stays the ceiling, and its warm-up share (10%) applies.
+        case = [*ours_overrides(data, digits, args, views), f"trainer.max_time={args.budget_s:g}s"]
+        return run_ours("pretrain", case, name=name, warmup=how.get("warmup", 1))
     peer, precision = PEER_ARMS[toolkit]
     return run_peer(
         peer,
@@ -91,38 +96,37 @@ def _run(
     )
 
 
+def peer_epochs(
+    toolkit: str, data: Path, digits: bool, args: argparse.Namespace
+) -> tuple[int | None, dict[str, Any]]:
+    """The epochs a short calibration run of `toolkit` says fit in the budget."""
+    probe = _run(toolkit, f"b4_{toolkit}_cal", data, digits, args, max_steps=6, warmup=2)
+    if "error" in probe:
+        return None, probe
+    # A step inside an epoch: the first steps of a run pay for starting the workers.
+    speed = args.batch / probe["steady_step_s"] if probe.get("steady_step_s") else None
+    speed = speed or probe["images_per_s"]
+    epoch_images = (labeled_counts(data)["train"] // args.batch) * args.batch
+    epochs = max(1, round(args.budget_s * speed / epoch_images))
+    log(f"{toolkit}: calibrated {speed:.1f} img/s -> {epochs} epochs in the budget")
+    return epochs, {"calibration_images_per_s": speed}
+
+
 def train_all(
     toolkits: list[str], data: Path, digits: bool, args: argparse.Namespace
 ) -> dict[str, dict[str, Any]]:
-    """Calibrate every toolkit, then pretrain each for the budget with the same schedule.
-
-    Every toolkit plans the same number of epochs, from the median calibrated speed,
-    so that noise in one short calibration cannot hand one toolkit a shorter schedule;
-    Lightning's Timer stops any run that is still going when the budget is spent.
-    """
-    n_train = labeled_counts(data)["train"]
-    epoch_images = (n_train // args.batch) * args.batch
-    probes = {
-        t: _run(t, f"b4_{t}_cal", data, digits, args, max_steps=6, warmup=2) for t in toolkits
-    }
-    for p in probes.values():
-        # A step inside an epoch: the first steps of a run pay for starting the workers.
-        if p.get("steady_step_s"):
-            p["images_per_s"] = args.batch / p["steady_step_s"]
-    speeds = [p["images_per_s"] for p in probes.values() if "error" not in p]
-    if not speeds:
-        return probes
-    epochs = max(1, round(args.budget_s * median(speeds) / epoch_images))
-    log(f"calibrated img/s {[round(s, 1) for s in speeds]} -> {epochs} epochs for everyone")
+    """Pretrain each toolkit for the budget, each planning its schedule its own way."""
     runs = {}
-    for t, probe in probes.items():
-        if "error" in probe:
-            runs[t] = probe
+    for t in toolkits:
+        if t in OURS:
+            runs[t] = _run(t, f"b4_{t}", data, digits, args)
+            continue
+        epochs, calibration = peer_epochs(t, data, digits, args)
+        if epochs is None:
+            runs[t] = calibration
             continue
         run = _run(t, f"b4_{t}", data, digits, args, epochs=epochs, budget_s=args.budget_s)
-        run["planned_epochs"] = epochs
-        run["calibration_images_per_s"] = probe["images_per_s"]
-        runs[t] = run
+        runs[t] = {**run, **calibration, "planned_epochs": epochs}
     return runs
 
 
@@ -304,8 +308,11 @@ def write(
             f"{fmt(train['ours'].get('train_seconds'), 0)} s of pretraining",
         }
     )
+    name = NAME if digits else f"{NAME}_folder"  # a folder's result keeps digits' result
+    command = command_line() if digits else f"BENCH_DATA={data} {command_line()}"
     write_result(
-        NAME if args.peers else f"{NAME}_ours",  # ours-only keeps the side-by-side file
+        name if args.peers else f"{name}_ours",  # ours-only keeps the side-by-side file
+        command=command,
         title="B4 time to accuracy: same wall-clock budget, same linear probe",
         settings={
             **vars(args),

@@ -24,10 +24,14 @@ EXPECTED = {
     "b2_peers": ("B2", "ours vs lightning-bolts and lightly, same work (`make bench-peers`)"),
     "b3_ntxent": ("B3", "NT-Xent forward+backward time and memory"),
     "b4_time_to_accuracy": ("B4", "linear-probe accuracy after the same wall-clock budget"),
+    "b4_time_to_accuracy_folder": ("B4", "the same, on a folder of natural photos (BENCH_DATA)"),
     "b5_gpu": ("B5", "GPU: ResNet-50 224 px bf16-mixed, end-to-end and model-only"),
     "b6_chunk_memory": ("B6", "peak memory vs batch size, with and without loss.chunk_size"),
     "b7_stream_loader": ("B7", "loader alone images/s, image folder vs local LitData shards"),
     "scaling": ("Scaling", "images/s and memory vs batch size"),
+}
+HOW_TO_RUN = {
+    "b4_time_to_accuracy_folder": "BENCH_DATA=DIR python benchmarks/b4_time_to_accuracy.py"
 }
 
 
@@ -49,7 +53,8 @@ def headline_table(results: dict[str, dict[str, Any]]) -> list[str]:
     for name, (tag, what) in EXPECTED.items():
         result = pick(results, name)
         if result is None:
-            why = "no GPU lent to this machine yet" if tag == "B5" else f"run `{name}.py`"
+            how = HOW_TO_RUN.get(name, f"python benchmarks/{name}.py")
+            why = "no GPU lent to this machine yet" if tag == "B5" else f"run `{how}`"
             lines.append(f"| {tag} | {what} | not measured | — | {why} | — | — | — |")
             continue
         label, date = result["machine"]["label"], result["date"][:10]
@@ -150,11 +155,12 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     lines = [START, "", *headline_table(results)]
     if "b2_peers" in results:
         lines += peers_table(results["b2_peers"])
-    b3, b4 = pick(results, "b3_ntxent"), pick(results, "b4_time_to_accuracy")
+    b3 = pick(results, "b3_ntxent")
     if b3:
         lines += ntxent_table(b3)
-    if b4:
-        lines += accuracy_table(b4)
+    for b4 in (pick(results, n) for n in ("b4_time_to_accuracy", "b4_time_to_accuracy_folder")):
+        if b4:
+            lines += accuracy_table(b4)
     shown = {n: pick(results, n) for n in EXPECTED}
     notes = [(n, note) for n, r in shown.items() if r for note in r.get("notes", [])]
     if notes:
