@@ -43,6 +43,7 @@ from common import (
     write_result,
 )
 from omegaconf import OmegaConf
+from steptimer import MEMORY_SAMPLING_ENV
 from workers import fresh_dir, run_ours, run_peer
 
 NAME = "b4_time_to_accuracy"
@@ -204,6 +205,7 @@ def main() -> None:
     p.add_argument("--fractions", default="0.01,0.1")
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
+    os.environ[MEMORY_SAMPLING_ENV] = "off"  # B4 reports accuracy, not memory: inherited by workers
     data = Path(os.environ["BENCH_DATA"]).resolve() if os.environ.get("BENCH_DATA") else None
     digits = data is None
     data = data or digits_folder()

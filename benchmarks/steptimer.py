@@ -73,6 +73,9 @@ def tree_cpu_seconds() -> float:
     return total + reaped.ru_utime + reaped.ru_stime
 
 
+MEMORY_SAMPLING_ENV = "BENCH_MEMORY_SAMPLING"  # "off": no sampling thread
+
+
 class TreeMemorySampler:
     """Peak memory of this process plus its loader workers, sampled every `period` s.
 
@@ -94,12 +97,16 @@ class TreeMemorySampler:
             self._stop.wait(self.period)
 
     def __enter__(self) -> TreeMemorySampler:
-        self._thread.start()
+        # Reading a multi-GB process's PSS takes the kernel's memory-map lock 4x a second:
+        # benchmarks that do not report memory (B4) turn it off for every worker.
+        if os.environ.get(MEMORY_SAMPLING_ENV) != "off":
+            self._thread.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        self._thread.join()
+        if self._thread.is_alive():
+            self._thread.join()
 
     @property
     def peak_mib(self) -> float:
