@@ -51,6 +51,7 @@ CIFAR10_MEAN = [125.3 / 255, 123.0 / 255, 113.9 / 255]
 CIFAR10_STD = [63.0 / 255, 62.1 / 255, 66.7 / 255]
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 DIGITS_MEAN = DIGITS_STD = [0.5, 0.5, 0.5]
+EVAL_COST_GOAL = "≤ 0.20 after 20 minutes of pretraining (README)"
 OURS = ("ours", "ours_cifar_views")  # our arms: the budget through trainer.max_time
 
 
@@ -304,7 +305,9 @@ def write(
             "measure": "our default evaluation seconds / pretraining seconds (simclr-eval: "
             "linear, kNN, MLP at 1, 10, 100% labels, every seed, both floors)",
             "ratio": fmt(cost.get("eval_over_pretrain")),
-            "goal": "≤ 0.20",
+            # The goal is set at a 20-minute pretraining; evaluation's cost is fixed by the
+            # data, so a shorter budget reads higher.
+            "goal": EVAL_COST_GOAL,
             "context": cost.get("error")
             or f"{fmt(cost['eval_seconds'], 0)} s of evaluation after "
             f"{fmt(train['ours'].get('train_seconds'), 0)} s of pretraining",
