@@ -11,12 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.distributed as dist
-import torch.multiprocessing as mp
 
 from simclr.callbacks.online_knn import OnlineKnn
 from simclr.callbacks.representation import RepresentationMonitor
-from tests.test_loss_distributed import _free_port
+from tests.gloo_harness import run_on_gloo_ranks
 
 pytestmark = pytest.mark.distributed
 
@@ -62,24 +60,12 @@ def _run(rank: int, world: int) -> dict[str, float | None]:
     return {**health, "knn_acc": knn.finish_queries()}
 
 
-def _worker(rank: int, port: int, result_path: str) -> None:
-    dist.init_process_group(
-        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD
-    )
-    try:
-        results = _run(rank, WORLD)
-        if rank == 0:
-            torch.save(results, result_path)
-    finally:
-        dist.destroy_process_group()
+def _check(rank: int) -> dict[str, float | None]:
+    return _run(rank, WORLD)
 
 
 def test_two_ranks_compute_what_one_process_computes(tmp_path: Path) -> None:
-    path = tmp_path / "rank0.pt"
-    mp.start_processes(
-        _worker, args=(_free_port(), str(path)), nprocs=WORLD, join=True, start_method="spawn"
-    )
-    distributed = torch.load(path, weights_only=False)
+    distributed = run_on_gloo_ranks(_check, WORLD, tmp_path)
     single = _run(0, 1)
     assert set(distributed) == set(single)
     for name, value in single.items():
