@@ -74,7 +74,8 @@ def ours_overrides(data: Path, digits: bool, args: argparse.Namespace, views: st
 def _run(
     toolkit: str, name: str, data: Path, digits: bool, args: argparse.Namespace, **how: Any
 ) -> dict[str, Any]:
-    """One pretraining run of `toolkit`; `how` holds max_steps, or epochs and budget_s."""
+    """One pretraining run of `toolkit` for the budget (ours: `trainer.max_time`); for a
+    peer, `how` holds max_steps (calibration) or epochs and budget_s, and warmup steps."""
     if toolkit in OURS:
         views = "cifar" if toolkit == "ours_cifar_views" else "digits"
         # The budget as our users give it: the schedule is planned to end there. The
@@ -106,8 +107,8 @@ def peer_epochs(
     if "error" in probe:
         return None, probe
     # A step inside an epoch: the first steps of a run pay for starting the workers.
-    speed = args.batch / probe["steady_step_s"] if probe.get("steady_step_s") else None
-    speed = speed or probe["images_per_s"]
+    steady = probe.get("steady_step_s")
+    speed = args.batch / steady if steady else probe["images_per_s"]
     epoch_images = (labeled_counts(data)["train"] // args.batch) * args.batch
     epochs = max(1, round(args.budget_s * speed / epoch_images))
     log(f"{toolkit}: calibrated {speed:.1f} img/s -> {epochs} epochs in the budget")
