@@ -10,8 +10,8 @@ marked slow; the bad-input tests are not.
 from __future__ import annotations
 
 import hashlib
-import socket
 from collections import Counter
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -28,6 +28,7 @@ from simclr.data.stream import ResumableStreamLoader, stream_train_loader
 from simclr.errors import DataError
 from tests.cli_harness import assert_one_line_error, assert_unchanged, run_cli, snapshot, tiny_run
 from tests.conftest import write_labeled_folder
+from tests.gloo_harness import run_on_gloo_ranks
 
 BATCH = 4
 SEED = 7
@@ -133,37 +134,18 @@ def test_labeled_splits_are_read_from_the_shards(folder, shards):
         assert b[0][0].mode == "RGB"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _rank_worker(rank: int, port: int, shards: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2)
-    try:
-        loader = stream_train_loader(_cfg("stream", Path(shards), batch_size=3), digest, SEED)
-        seen = [k for k, _ in _epoch(loader)]
-        everyone: list[list[bytes] | None] = [None, None]
-        dist.all_gather_object(everyone, seen)
-        if rank == 0:
-            torch.save(everyone, out)
-    finally:
-        dist.destroy_process_group()
+def _epoch_on_rank(shards: str, rank: int) -> dict:
+    loader = stream_train_loader(_cfg("stream", Path(shards), batch_size=3), digest, SEED)
+    seen = [k for k, _ in _epoch(loader)]
+    everyone: list[list[bytes] | None] = [None, None]
+    dist.all_gather_object(everyone, seen)
+    return {"seen": everyone}
 
 
 @pytest.mark.distributed
 @pytest.mark.slow
 def test_two_ranks_see_disjoint_halves(folder, shards, tmp_path):
-    out = tmp_path / "seen.pt"
-    mp.start_processes(
-        _rank_worker,
-        args=(_free_port(), str(shards), str(out)),
-        nprocs=2,
-        join=True,
-        start_method="spawn",
-    )
-    rank0, rank1 = torch.load(out, weights_only=False)
+    rank0, rank1 = run_on_gloo_ranks(partial(_epoch_on_rank, str(shards)), 2, tmp_path)["seen"]
     assert len(rank0) == len(rank1) == 18
     assert not set(rank0) & set(rank1)
     assert Counter(rank0) + Counter(rank1) == _folder_multiset(folder)
