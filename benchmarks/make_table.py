@@ -190,10 +190,16 @@ def render(results: dict[str, dict[str, Any]]) -> str:
         if b4:
             lines += accuracy_table(b4)
     shown = {n: pick(results, n) for n in EXPECTED}
-    notes = [(n, note) for n, r in shown.items() if r for note in r.get("notes", [])]
+    # dict.fromkeys keeps the order and drops a note two results share (B4 on
+    # digits and on a folder record the same one).
+    notes = dict.fromkeys(
+        f"- {EXPECTED[n].tag if n in EXPECTED else n}: {note}"
+        for n, r in shown.items()
+        if r
+        for note in r.get("notes", [])
+    )
     if notes:
-        lines += ["", "Notes recorded with the results:", ""]
-        lines += [f"- {EXPECTED[n].tag if n in EXPECTED else n}: {note}" for n, note in notes]
+        lines += ["", "Notes recorded with the results:", "", *notes]
     return "\n".join([*lines, "", END])
 
 

@@ -72,6 +72,15 @@ def test_results_share_fields_and_the_table_marks_missing_benchmarks(tmp_path, m
     assert again == readme.read_text()  # regenerating is idempotent, text around is kept
 
 
+def test_the_table_lists_a_note_two_results_share_once(tmp_path, monkeypatch):
+    monkeypatch.setattr(common, "RESULTS_DIR", tmp_path)
+    for name in ("b4_time_to_accuracy", "b4_time_to_accuracy_folder"):
+        common.write_result(name, title="B4", notes=["Accuracy: mean over seeds.", name])
+    block = make_table.render(common.load_results(tmp_path))
+    assert block.count("Accuracy: mean over seeds.") == 1
+    assert "b4_time_to_accuracy_folder" in block  # notes that differ all stay
+
+
 def test_run_worker_turns_a_failure_into_one_error_line():
     result = common.run_worker([sys.executable, "-c", "raise SystemExit('bad input')"], timeout=60)
     assert result == {"error": "exit 1: bad input"}
