@@ -9,7 +9,8 @@ replaced by what the test just made: `outputs/<date>/<time>` (or a dated example
 `outputs/2026-11-23/10-00-00`) and `PATH` by the newest run with a checkpoint,
 `multirun/<date>/<time>` by the newest sweep, a `data.root` that does not exist
 (`~/photos`, `DIR`) and a missing folder named in Python (`"photos/"`) by a
-generated labeled image folder, `pil_image` by an image. A command is skipped
+generated labeled image folder, `pil_image` by an image, and a foreign weights file
+named in `load_encoder("x.pth", arch=...)` by a random one of that layout. A command is skipped
 only for a reason in SKIPS (data this machine lacks, a GPU, the development
 Makefile), each named in the skip message.
 """
@@ -71,6 +72,7 @@ NEEDS_FILES = {"cifar10", "cifar100", "stl10"}
 SKIPS = {
     "make run": "creates .venv and installs the package; the simclr-pretrain examples run here",
     "make test": "runs the whole test suite, this test included",
+    "make test-all": "runs the whole test suite with the slow tests, this test included",
     "make lint": "the linters run in CI (make lint), not as an example",
     "make bench": "the benchmarks take about 15 minutes",
     "make recipe": "about an hour on 2 CPU cores; the commands it runs are README examples",
@@ -78,6 +80,9 @@ SKIPS = {
     "data": "needs the {name} files under data.root (this machine has none; nothing is downloaded)",
     "gpu": "needs a CUDA device",
 }
+# `pip install 'simclr[X]'`: not run (the test extra already holds what the examples
+# need), but each extra it names must exist in pyproject.toml.
+PIP_INSTALL_EXTRA = re.compile(r"^simclr\[([\w,\s-]+)\]$")
 PLACEHOLDER_RUN = re.compile(r"outputs/(<date>|\d{4}-\d\d-\d\d)/(<time>|\d\d-\d\d-\d\d)")
 PLACEHOLDER_SWEEP = re.compile(r"multirun/(<date>|\d{4}-\d\d-\d\d)/(<time>|\d\d-\d\d-\d\d)")
 ROOT_KEYS = ("data.root", "eval.data.root")
@@ -133,6 +138,23 @@ def console_scripts() -> dict[str, Callable[[], object]]:
         module, _, func = target.partition(":")
         out[name] = lambda m=module, f=func: getattr(importlib.import_module(m), f)()
     return out
+
+
+def check_extras_exist(example: Example, requirements: list[str]) -> None:
+    """Fail when the README asks pip for a simclr extra that pyproject.toml lacks."""
+    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    defined = set(extras.get("optional-dependencies", {}))
+    for requirement in requirements:
+        match = PIP_INSTALL_EXTRA.match(requirement)
+        if not match:
+            pytest.fail(
+                f"README line {example.line}: pip install {requirement} is not a simclr extra"
+            )
+        missing = {e.strip() for e in match.group(1).split(",")} - defined
+        if missing:
+            pytest.fail(
+                f"README line {example.line}: extras {sorted(missing)} not in pyproject.toml"
+            )
 
 
 class Workspace:
@@ -258,6 +280,9 @@ def test_readme_example_runs(example: Example, in_workspace: Workspace, capfd) -
     text = in_workspace.substitute(example.text)
     words = shlex.split(text)
     program, args = words[0], words[1:]
+    if program == "pip" and args[:1] == ["install"]:
+        check_extras_exist(example, args[1:])
+        pytest.skip(f"{text}: installs packages; the test extra already has them")
     for prefix, reason in SKIPS.items():
         if text == prefix or text.startswith(prefix + " "):
             pytest.skip(f"{text}: {reason}")
@@ -285,6 +310,36 @@ def test_readme_example_runs(example: Example, in_workspace: Workspace, capfd) -
     )
 
 
+def write_foreign_weights(call: ast.Call, workspace: Workspace) -> None:
+    """`load_encoder("x.pth", arch=...)` of a file we lack: write one of that layout.
+
+    Random weights in the layout the file name says: lightly's backbone
+    (`nn.Sequential` of a torchvision ResNet's children but the fc), a timm
+    checkpoint (`{"state_dict": ...}`, as timm's train.py saves it) for a `timm:`
+    arch, else a torchvision state dict.
+    """
+    arch = next((k.value for k in call.keywords if k.arg == "arch"), None)
+    if not (
+        call.args and isinstance(call.args[0], ast.Constant) and isinstance(arch, ast.Constant)
+    ):
+        return
+    path, name = Path(str(call.args[0].value)), str(arch.value)
+    if path.exists() or path.is_absolute():
+        return
+    if name.startswith("timm:"):
+        import timm
+
+        model = timm.create_model(name.removeprefix("timm:"), pretrained=False)
+        torch.save({"state_dict": model.state_dict(), "arch": name}, path)
+        return
+    import torchvision
+
+    resnet = getattr(torchvision.models, name)(weights=None)
+    if "lightly" in path.name:
+        resnet = torch.nn.Sequential(*list(resnet.children())[:-1])
+    torch.save(resnet.state_dict(), path)
+
+
 def run_python(example: Example, workspace: Workspace) -> None:
     """exec the block in the workspace: its placeholders filled, a tiny `pretrain`."""
     source = workspace.substitute(example.text)
@@ -293,6 +348,8 @@ def run_python(example: Example, workspace: Workspace) -> None:
             name = node.value
             if name.endswith("/") and not name.startswith(("/", "outputs/", "multirun/")):
                 workspace.folder(name)
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "load_encoder":
+            write_foreign_weights(node, workspace)
     import simclr.api
 
     real = simclr.api.pretrain
@@ -303,3 +360,10 @@ def run_python(example: Example, workspace: Workspace) -> None:
     namespace = {"__name__": "readme", "pil_image": Image.new("RGB", (40, 30), "gray")}
     with mock.patch.object(simclr.api, "pretrain", tiny_pretrain):
         exec(compile(source, f"README.md:{example.line}", "exec"), namespace)
+
+
+def test_a_pip_install_example_naming_an_unknown_extra_fails() -> None:
+    example = Example(kind="bash", text="pip install 'simclr[exprot]'", line=1)
+    check_extras_exist(example, ["simclr[export,mlflow]"])  # both defined: passes
+    with pytest.raises(pytest.fail.Exception, match="exprot"):
+        check_extras_exist(example, ["simclr[exprot]"])
