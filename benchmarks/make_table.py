@@ -193,10 +193,7 @@ def render(results: dict[str, dict[str, Any]]) -> str:
     # dict.fromkeys keeps the order and drops a note two results share (B4 on
     # digits and on a folder record the same one).
     notes = dict.fromkeys(
-        f"- {EXPECTED[n].tag if n in EXPECTED else n}: {note}"
-        for n, r in shown.items()
-        if r
-        for note in r.get("notes", [])
+        f"- {EXPECTED[n].tag}: {note}" for n, r in shown.items() if r for note in r.get("notes", [])
     )
     if notes:
         lines += ["", "Notes recorded with the results:", "", *notes]

@@ -9,10 +9,10 @@ replaced by what the test just made: `outputs/<date>/<time>` (or a dated example
 `outputs/2026-11-23/10-00-00`) and `PATH` by the newest run with a checkpoint,
 `multirun/<date>/<time>` by the newest sweep, a `data.root` that does not exist
 (`~/photos`, `DIR`) and a missing folder named in Python (`"photos/"`) by a
-generated labeled image folder, `pil_image` by an image, and a foreign weights file
-named in `load_encoder("x.pth", arch=...)` by a random one of that layout. A command is skipped
-only for a reason in SKIPS (data this machine lacks, a GPU, the development
-Makefile), each named in the skip message.
+generated labeled image folder, `pil_image` by an image, and a foreign weights
+file named in `load_encoder("x.pth", arch=...)` by a random one of that layout.
+A command is skipped only for a reason in SKIPS (data this machine lacks, a GPU,
+the development Makefile), each named in the skip message.
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ import shutil
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -130,9 +131,15 @@ def readme_examples(text: str) -> list[Example]:
 EXAMPLES = readme_examples(README.read_text(encoding="utf-8"))
 
 
+@cache
+def project_table() -> dict[str, Any]:
+    """pyproject.toml's [project] table, read once."""
+    return tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+
+
 def console_scripts() -> dict[str, Callable[[], object]]:
     """Program name -> entry function, as pyproject.toml installs them."""
-    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    scripts = project_table()["scripts"]
     out = {}
     for name, target in scripts.items():
         module, _, func = target.partition(":")
@@ -142,8 +149,7 @@ def console_scripts() -> dict[str, Callable[[], object]]:
 
 def check_extras_exist(example: Example, requirements: list[str]) -> None:
     """Fail when the README asks pip for a simclr extra that pyproject.toml lacks."""
-    extras = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    defined = set(extras.get("optional-dependencies", {}))
+    defined = set(project_table().get("optional-dependencies", {}))
     for requirement in requirements:
         match = PIP_INSTALL_EXTRA.match(requirement)
         if not match:
@@ -310,7 +316,7 @@ def test_readme_example_runs(example: Example, in_workspace: Workspace, capfd) -
     )
 
 
-def write_foreign_weights(call: ast.Call, workspace: Workspace) -> None:
+def write_foreign_weights(call: ast.Call) -> None:
     """`load_encoder("x.pth", arch=...)` of a file we lack: write one of that layout.
 
     Random weights in the layout the file name says: lightly's backbone
@@ -349,7 +355,7 @@ def run_python(example: Example, workspace: Workspace) -> None:
             if name.endswith("/") and not name.startswith(("/", "outputs/", "multirun/")):
                 workspace.folder(name)
         if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "load_encoder":
-            write_foreign_weights(node, workspace)
+            write_foreign_weights(node)
     import simclr.api
 
     real = simclr.api.pretrain
