@@ -34,7 +34,7 @@ def _encoder(arch: str, weights: str | Path | None, stem: str | None, with_head:
 
 def _random(arch: str, stem: str | None, with_head: bool) -> Any:
     from simclr.errors import ConfigError
-    from simclr.hub.random_init import random_encoder
+    from simclr.hub.loading import random_encoder
 
     if with_head:
         raise ConfigError("with_head=True needs weights=: a random head would mean nothing")

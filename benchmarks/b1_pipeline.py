@@ -2,7 +2,7 @@
 
     python benchmarks/b1_pipeline.py [--images 512] [--epochs 3] [--rounds 1]
 
-End to end: `simclr.pretraining.pretrain_run` on a generated folder of 32-px JPEGs (decode,
+End to end: `simclr.jobs.pretrain.pretrain_run` on a generated folder of 32-px JPEGs (decode,
 two augmented views in the DataLoader workers, forward/backward, optimizer step,
 checkpoint at each epoch end), several epochs so that epoch boundaries count.
 Model only: the same SimCLRModule and optimizer on two views already in memory.

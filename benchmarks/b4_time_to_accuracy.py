@@ -147,8 +147,8 @@ def load_trained(toolkit: str, run: dict[str, Any]) -> torch.nn.Module:
 
 
 def eval_transform(mean: list[float], std: list[float], size: int) -> Any:
-    from simclr.augment import build_eval_transform
     from simclr.config.schema import AugmentConfig
+    from simclr.data.views import build_eval_transform
 
     return build_eval_transform(AugmentConfig(mean=mean, std=std), size)
 

@@ -3,7 +3,7 @@
     python benchmarks/b5_gpu.py [--compile] [--images 8192] [--steps 60]
     python benchmarks/b5_gpu.py --quick --device cpu     # a smoke test of the script
 
-End to end: Lightning's Trainer as `simclr.training.build_trainer` assembles it, our
+End to end: Lightning's Trainer as `simclr.training.trainer.build_trainer` assembles it, our
 SimCLRDataModule on a folder of generated ImageNet-sized JPEGs (about 500 x 375),
 `augment.backend=gpu`: loader workers (cores - 1) decode, random-resized-crop and
 flip to uint8; kornia applies colour jitter, grayscale and blur on the GPU; then
@@ -84,8 +84,8 @@ def sync(device: str) -> None:
 
 def model_only(cfg: Any, args: argparse.Namespace, uint8_views: bool) -> dict[str, Any]:
     """Training steps on views already on the device (uint8 crops: GPU views included)."""
-    from simclr.module import SimCLRModule
-    from simclr.optim import build_optimizer
+    from simclr.training.module import SimCLRModule
+    from simclr.training.optim import build_optimizer
 
     torch.manual_seed(0)
     module = SimCLRModule(cfg).to(args.device).train()
@@ -136,13 +136,13 @@ def loader_only(cfg: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def end_to_end(cfg: Any, args: argparse.Namespace, steps: int) -> dict[str, Any]:
-    """`trainer.fit` with our DataModule and module, Trainer as simclr.training builds it."""
+    """`trainer.fit` with our DataModule and module, Trainer as simclr.training.trainer builds it."""
     from pytorch_lightning.callbacks import ModelCheckpoint
 
     from simclr.data.datamodule import SimCLRDataModule
-    from simclr.module import SimCLRModule
-    from simclr.rundir import RunDir
-    from simclr.training import build_trainer
+    from simclr.runs.rundir import RunDir
+    from simclr.training.module import SimCLRModule
+    from simclr.training.trainer import build_trainer
 
     torch.manual_seed(0)
     module = SimCLRModule(cfg)

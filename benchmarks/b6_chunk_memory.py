@@ -12,7 +12,7 @@ point's allocations cannot hide another's:
   what the full-batch loss of a chunked step costs on top of one chunk;
 * `step`: one training step of the encoder and head as `SimCLRModule` takes it
   (both views in one pass, loss, backward);
-* `chunked`: the same step with gradient caching (`simclr.gradcache`), `--chunk`
+* `chunked`: the same step with gradient caching (`simclr.losses.gradcache`), `--chunk`
   views per pass.
 
 Memory is the growth of the peak over the process's memory just before the measured
@@ -40,8 +40,8 @@ def _worker(args: argparse.Namespace) -> dict[str, Any]:
     from omegaconf import OmegaConf
 
     from simclr.config.schema import EncoderConfig, HeadConfig
-    from simclr.gradcache import gradcache_backward
-    from simclr.loss import nt_xent
+    from simclr.losses.gradcache import gradcache_backward
+    from simclr.losses.ntxent import nt_xent
     from simclr.models import build_encoder, build_head, feature_dim
 
     torch.manual_seed(0)

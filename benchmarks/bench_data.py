@@ -52,7 +52,7 @@ def digits_folder() -> Path:
     The split is our digits data source's own (stratified, seed 0), so a probe on
     this folder sees the same train/test images as `data=digits`.
     """
-    from simclr.data.digits import digits_splits
+    from simclr.data.builtin import digits_splits
 
     root = WORK_DIR / "digits_folder"
     if _complete(root):

@@ -3,7 +3,7 @@
     python benchmarks/ntxent_worker.py --impl ours --dtype float32 --batches 256,1024
     benchmarks/.peers/bolts/bin/python benchmarks/ntxent_worker.py --impl bolts ...
 
-Implementations: `ours` (simclr.loss.nt_xent), `reference` (the unfused formula below),
+Implementations: `ours` (simclr.losses.ntxent.nt_xent), `reference` (the unfused formula below),
 `bolts` (pl_bolts.losses.self_supervised_learning.nt_xent_loss, fed unit vectors: it
 does not normalise its inputs, bolts' projection head does), `lightly`
 (lightly.loss.NTXentLoss). Each gets raw projections and normalises them inside the
@@ -47,7 +47,7 @@ def reference_nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) ->
 
 def load_impl(name: str, temperature: float) -> Loss:
     if name == "ours":
-        from simclr.loss import nt_xent
+        from simclr.losses.ntxent import nt_xent
 
         return lambda a, b: nt_xent(a, b, temperature, gather=False)
     if name == "reference":

@@ -4,7 +4,7 @@
     python benchmarks/ours_train.py model --steps N -- OVERRIDES...
     python benchmarks/ours_train.py loader --steps N -- OVERRIDES...
 
-`pretrain` runs `simclr.pretraining.pretrain_run(cfg, run)` itself, the code path of
+`pretrain` runs `simclr.jobs.pretrain.pretrain_run(cfg, run)` itself, the code path of
 `simclr-pretrain` (validation, DataModule, module, checkpointing, Trainer), with a
 step timer (and, given --budget-s, Lightning's Timer) added to its callbacks.
 `model` times the same SimCLRModule and optimizer on two views already in memory:
@@ -38,9 +38,9 @@ def compose_config(overrides: list[str]) -> Any:
 
 
 def run_pretrain(cfg: Any, out: Path, warmup: int, budget_s: float | None) -> dict[str, Any]:
-    import simclr.training as training
-    from simclr.pretraining import pretrain_run
-    from simclr.rundir import RunDir
+    import simclr.training.trainer as training
+    from simclr.jobs.pretrain import pretrain_run
+    from simclr.runs.rundir import RunDir
 
     timer = StepTimer(int(cfg.data.batch_size), warmup)
     extra: list[Any] = [timer]
@@ -68,8 +68,8 @@ def run_pretrain(cfg: Any, out: Path, warmup: int, budget_s: float | None) -> di
 
 
 def run_model_only(cfg: Any, steps: int, warmup: int) -> dict[str, Any]:
-    from simclr.module import SimCLRModule
-    from simclr.optim import build_optimizer
+    from simclr.training.module import SimCLRModule
+    from simclr.training.optim import build_optimizer
 
     torch.manual_seed(0)
     module = SimCLRModule(cfg).train()

@@ -21,7 +21,7 @@ each step's output under OUT/<step>/ and its log under OUT/logs/<step>.log:
    scratch for `--distill-epochs` epochs (monitors off: they change nothing here);
    `--finetune-set` adds overrides to the fine-tuning steps 1 and 2 (a shorter
    schedule, `eval.finetune.unfrozen_epochs=5`), `--distill-set` to step 3;
-4. `python -m simclr.recipe` over the three: OUT/recipe.md.
+4. `python -m simclr.jobs.recipe` over the three: OUT/recipe.md.
 
 Multiruns keep one process per step, so the interpreter and the data load once
 (about 10 s per job saved). On a machine other jobs share, `--threads 1` can be much
@@ -115,7 +115,7 @@ def steps(args: argparse.Namespace) -> list[tuple[str, list[str]]]:
             [
                 "python",
                 "-m",
-                "simclr.recipe",
+                "simclr.jobs.recipe",
                 str(out / "eval"),
                 str(teachers),
                 str(out / "distill"),

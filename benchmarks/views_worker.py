@@ -23,8 +23,8 @@ from PIL import Image
 def ours(size: int) -> Any:
     from omegaconf import OmegaConf
 
-    from simclr.augment import build_view_transform
     from simclr.config.schema import AugmentConfig
+    from simclr.data.views import build_view_transform
 
     cfg = OmegaConf.structured(AugmentConfig(name="cifar", jitter_strength=0.5, blur_p=0.0))
     return build_view_transform(cfg, size)

@@ -19,10 +19,17 @@ _LAZY = {
     "embed": "simclr.hub",
     "embed_labeled": "simclr.hub",
     "LabeledFeatures": "simclr.hub",
-    "nt_xent": "simclr.loss",
-    "NTXentLoss": "simclr.loss",
+    "nt_xent": "simclr.losses.ntxent",
+    "NTXentLoss": "simclr.losses.ntxent",
     "build_encoder": "simclr.models.encoder",
     "ProjectionHead": "simclr.models.head",
+    "build_view_transform": "simclr.data.views",
+    "TwoViews": "simclr.data.views",
+    "build_optimizer": "simclr.training.optim",
+    "AugmentConfig": "simclr.config.schema",
+    "EncoderConfig": "simclr.config.schema",
+    "OptimConfig": "simclr.config.schema",
+    "RunConfig": "simclr.config.schema",
 }
 
 __all__ = ["__version__", *_LAZY]

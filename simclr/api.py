@@ -24,8 +24,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from simclr.config.compose import compose_checked
 from simclr.console.app import CONF_DIR, CONFIG_NAME
-from simclr.console.home import expand_home
-from simclr.rundir import RunDir
+from simclr.console.preflight import expand_home
+from simclr.runs.rundir import RunDir
 
 
 @dataclass(frozen=True)
@@ -69,8 +69,8 @@ def pretrain(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -
             ``outputs/<date>/<time>``); a finished run there is refused.
     """
     from simclr.config import validate_config
-    from simclr.config.relevance import check_read_by
-    from simclr.pretraining import check_run_dir, pretrain_run
+    from simclr.config.validate import check_read_by
+    from simclr.jobs.pretrain import check_run_dir, pretrain_run
 
     cfg, default_dir = compose(overrides)
     run = RunDir(Path(run_dir).expanduser() if run_dir is not None else default_dir)

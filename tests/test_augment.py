@@ -9,8 +9,8 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.transforms import v2
 
-from simclr.augment import TwoViews, blur_kernel_size, build_eval_transform, build_view_transform
 from simclr.config.schema import AugmentConfig
+from simclr.data.views import TwoViews, blur_kernel_size, build_eval_transform, build_view_transform
 
 
 def make_image(size: int = 40) -> Image.Image:

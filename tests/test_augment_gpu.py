@@ -17,9 +17,13 @@ from omegaconf import OmegaConf
 from scipy.stats import ks_2samp
 from torchvision.transforms import v2
 
-from simclr.augment import _to_float_normalised, build_crop_transform, build_photometric_steps
-from simclr.augment_gpu import GpuViewAugment
 from simclr.config.schema import AugmentConfig
+from simclr.data.views import (
+    GpuViewAugment,
+    _to_float_normalised,
+    build_crop_transform,
+    build_photometric_steps,
+)
 
 SIZE = 24
 N = 240  # views per pipeline: enough for KS to see a wrong range or probability
@@ -109,7 +113,7 @@ def test_it_refuses_float_input_and_adds_nothing_to_checkpoints():
 
 
 def test_module_finishes_uint8_crops_and_leaves_float_views(compose_config):
-    from simclr.module import SimCLRModule
+    from simclr.training.module import SimCLRModule
 
     cfg = compose_config(
         "encoder=resnet18", "encoder.stem=cifar", "head.hidden_dim=16", "augment.backend=gpu"

@@ -22,7 +22,7 @@ import make_table  # noqa: E402
 from ntxent_worker import reference_nt_xent  # noqa: E402
 from steptimer import StepTimer  # noqa: E402
 
-from simclr.loss import nt_xent  # noqa: E402
+from simclr.losses.ntxent import nt_xent  # noqa: E402
 
 
 def double_loop_nt_xent(z1: torch.Tensor, z2: torch.Tensor, t: float) -> float:

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from simclr import checkpoint_io
-from simclr.checkpoint_io import AtomicCheckpointIO, atomic_torch_save, temp_prefix
 from simclr.errors import CheckpointError, OutputError
-from simclr.rundir import RunDir
+from simclr.runs import checkpoints as checkpoint_io
+from simclr.runs.checkpoints import AtomicCheckpointIO, atomic_torch_save, temp_prefix
+from simclr.runs.rundir import RunDir
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -27,7 +27,7 @@ KILLED_SAVE = """
 import io, sys, time
 from pathlib import Path
 import torch
-from simclr.checkpoint_io import atomic_torch_save
+from simclr.runs.checkpoints import atomic_torch_save
 
 target, marker = Path(sys.argv[1]), Path(sys.argv[2])
 atomic_torch_save({"version": 1, "w": torch.ones(50_000)}, target)
@@ -123,7 +123,7 @@ def test_lightning_plugin_round_trip_is_weights_only(tmp_path):
 
 
 def test_the_trainer_writes_through_the_atomic_plugin(compose_config, tmp_path):
-    from simclr.training import build_trainer
+    from simclr.training.trainer import build_trainer
 
     cfg = compose_config("trainer.logger=none", "trainer.enable_progress_bar=false")
     trainer = build_trainer(cfg, RunDir(tmp_path), callbacks=[])

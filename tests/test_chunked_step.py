@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from simclr.config import validate_config
 from simclr.console import pretrain
 from simclr.errors import ConfigError
-from simclr.module import NonFiniteLossError, SimCLRModule
+from simclr.training.module import NonFiniteLossError, SimCLRModule
 from tests.cli_harness import run_cli, tiny_run
 
 DIM, BATCH = 6, 5  # 10 views per step
@@ -100,7 +100,7 @@ def test_chunked_steps_give_the_weights_of_full_batch_steps(compose_config) -> N
 
 
 def test_chunked_clipping_matches_the_trainers_clipping(compose_config) -> None:
-    from simclr.chunked_step import ManualGradientClipping
+    from simclr.training.chunked_step import ManualGradientClipping
 
     data = PairSet(2 * BATCH)
     plain = tiny_module(compose_config, 0)

@@ -102,8 +102,8 @@ def test_torchrun_ranks_share_one_directory_named_after_the_launch(labeled_folde
 
 
 def test_evaluation_gets_a_plain_encoder_without_syncbatchnorm(compose_config):
+    from simclr.jobs.pretrain import plain_encoder
     from simclr.models import build_encoder
-    from simclr.pretraining import plain_encoder
 
     cfg = compose_config("encoder=resnet18", "encoder.stem=cifar")
     trained = torch.nn.SyncBatchNorm.convert_sync_batchnorm(build_encoder(cfg.encoder))

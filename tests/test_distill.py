@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from simclr.distillation import distillation_loss
+from simclr.losses.distillation import distillation_loss
 from tests.models.test_classifier import _colour_folder, _pretrained_checkpoint
 
 
@@ -62,7 +62,7 @@ def test_bad_temperature_is_refused():
 @pytest.fixture
 def teacher(tmp_path):
     """A classifier fine-tuned on half the labels of an easy colour problem."""
-    from simclr.finetuning import finetune_checkpoint
+    from simclr.jobs.finetune import finetune_checkpoint
 
     images = _colour_folder(tmp_path / "images")
     source = _pretrained_checkpoint(tmp_path, images)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from simclr.loss import nt_xent
+from simclr.losses.ntxent import nt_xent
 from simclr.models import build_encoder, build_head, feature_dim
 from tests.conftest import quiet_trainer
 
@@ -43,7 +43,7 @@ def test_bf16_loss_is_finite_and_close_to_float32(compose_config):
 
 def test_channels_last_compile_bf16_and_gpu_views_train(compose_config, labeled_folder):
     from simclr.data.datamodule import SimCLRDataModule
-    from simclr.module import SimCLRModule
+    from simclr.training.module import SimCLRModule
 
     cfg = compose_config(
         *SMALL,

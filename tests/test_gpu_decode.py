@@ -15,10 +15,10 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
-from simclr.augment import TwoViews, build_crop_transform
 from simclr.config.schema import AugmentConfig
 from simclr.data.encoded import EncodedCollate, EncodedTwoViews, read_encoded
 from simclr.data.images import load_rgb
+from simclr.data.views import TwoViews, build_crop_transform
 from tests.conftest import quiet_trainer
 
 pytestmark = [
@@ -90,7 +90,7 @@ def test_decoded_crops_on_the_gpu_match_the_cpu_paths(jpegs):
 @pytest.mark.parametrize("workers", [0, 2])
 def test_training_with_gpu_decode_and_gpu_views(compose_config, labeled_folder, workers):
     from simclr.data.datamodule import SimCLRDataModule
-    from simclr.module import SimCLRModule
+    from simclr.training.module import SimCLRModule
 
     cfg = compose_config(
         "experiment=none",

@@ -11,9 +11,9 @@ import pytest
 import torch
 from torch import nn
 
-from simclr import gradcache
-from simclr.gradcache import chunk_slices, gradcache_backward
-from simclr.loss import nt_xent
+from simclr.losses import gradcache
+from simclr.losses.gradcache import chunk_slices, gradcache_backward
+from simclr.losses.ntxent import nt_xent
 
 N, DIM = 5, 6  # images per batch (10 views), input features
 TEMPERATURE = 0.3

@@ -14,8 +14,8 @@ import torch.distributed as dist
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from simclr.gradcache import gradcache_backward
-from simclr.loss import nt_xent
+from simclr.losses.gradcache import gradcache_backward
+from simclr.losses.ntxent import nt_xent
 from tests.gloo_harness import run_on_gloo_ranks
 
 WORLD = 2

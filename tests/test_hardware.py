@@ -10,11 +10,16 @@ from timm.models.vision_transformer import VisionTransformer
 from torch import nn
 from torchvision.models import resnet18
 
-from simclr import hardware
-from simclr.config import validate_config
+from simclr.config import hardware, validate_config
+from simclr.config.hardware import (
+    DeviceFacts,
+    choose,
+    cpu_bf16_flag,
+    device_facts,
+    is_convolutional,
+)
 from simclr.config.schema import RunConfig
 from simclr.errors import ConfigError
-from simclr.hardware import DeviceFacts, choose, cpu_bf16_flag, device_facts, is_convolutional
 
 CPU_BF16 = DeviceFacts("cpu", "AMD EPYC", True, "AVX512_BF16")
 CPU_PLAIN = DeviceFacts("cpu", "old Xeon", False, "no bf16 ISA")
@@ -151,8 +156,8 @@ def test_defaults_are_auto(compose_config):
 
 @pytest.mark.parametrize("native,expected", [(True, "bf16-mixed"), (False, "32-true")])
 def test_build_trainer_resolves_auto(compose_config, tmp_path, monkeypatch, native, expected):
-    from simclr import training
-    from simclr.rundir import RunDir
+    from simclr.runs.rundir import RunDir
+    from simclr.training import trainer as training
 
     facts = DeviceFacts("cpu", "fake CPU", native, "faked")
     monkeypatch.setattr(training, "device_facts", lambda kind: facts)
@@ -172,7 +177,7 @@ def test_build_trainer_resolves_auto(compose_config, tmp_path, monkeypatch, nati
 
 
 def test_module_puts_a_conv_encoder_in_channels_last_on_the_cpu(compose_config, monkeypatch):
-    from simclr.module import SimCLRModule
+    from simclr.training.module import SimCLRModule
 
     monkeypatch.setattr(hardware, "device_facts", lambda kind: CPU_PLAIN)
     args = ("experiment=none", "encoder=resnet18", "encoder.stem=cifar", "trainer.accelerator=cpu")
@@ -185,7 +190,7 @@ def test_module_puts_a_conv_encoder_in_channels_last_on_the_cpu(compose_config, 
 
 
 def test_the_modules_ntxent_is_float32_under_bf16_autocast(compose_config):
-    from simclr.module import SimCLRModule
+    from simclr.training.module import SimCLRModule
 
     args = ("experiment=none", "encoder=resnet18", "encoder.stem=cifar", "head.hidden_dim=16")
     module = SimCLRModule(compose_config(*args))

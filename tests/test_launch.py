@@ -9,9 +9,9 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from simclr import launch
 from simclr.config import resolvers
 from simclr.errors import ConfigError
+from simclr.training import launch
 
 TORCHRUN = {"TORCHELASTIC_RUN_ID": "abc123", "RANK": "1", "LOCAL_RANK": "1", "WORLD_SIZE": "2"}
 SLURM = {"SLURM_NTASKS": "8", "SLURM_PROCID": "3", "SLURM_JOB_ID": "42", "SLURM_STEP_ID": "0"}

@@ -17,8 +17,8 @@ from omegaconf import OmegaConf
 
 from simclr.config import validate_config
 from simclr.errors import ConfigError
-from simclr.loggers import HEADLINE_METRIC, log_report, make_loggers, report_metrics
-from simclr.rundir import RunDir
+from simclr.runs.rundir import RunDir
+from simclr.training.loggers import HEADLINE_METRIC, log_report, make_loggers, report_metrics
 
 OFFLINE_ENV = {
     "WANDB_MODE": "offline",
@@ -35,7 +35,7 @@ def offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Any]:
     """Tracker settings kept under tmp_path, and a record of refused connections."""
     for key, value in OFFLINE_ENV.items():
         monkeypatch.setenv(key, value)
-    # Set by simclr.loggers for its file store; recorded as absent so the test undoes it.
+    # Set by simclr.training.loggers for its file store; recorded as absent so the test undoes it.
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "")
     monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE")
     for key in ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR"):

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from simclr.loss import NTXentLoss, nt_xent
+from simclr.losses.ntxent import NTXentLoss, nt_xent
 
 
 def reference_nt_xent(z1: torch.Tensor, z2: torch.Tensor, temperature: float) -> float:

@@ -10,8 +10,8 @@ import pytest
 import torch
 import torch.distributed as dist
 
-from simclr import distributed
-from simclr.loss import nt_xent
+from simclr.losses import distributed
+from simclr.losses.ntxent import nt_xent
 from tests.gloo_harness import run_on_gloo_ranks
 
 WORLD = 2

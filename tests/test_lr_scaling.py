@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from simclr.module import SimCLRModule
+from simclr.training.module import SimCLRModule
 
 SMALL = ["encoder=resnet18", "encoder.stem=cifar", "head.hidden_dim=16", "data.batch_size=32"]
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from simclr.console import pretrain
-from simclr.loss import NTXentLoss
-from simclr.module import SimCLRModule
+from simclr.losses.ntxent import NTXentLoss
+from simclr.training.module import SimCLRModule
 from tests.cli_harness import (
     assert_one_line_error,
     assert_unchanged,

@@ -11,7 +11,7 @@ from torch import nn
 from torchvision.models import resnet18
 
 from simclr.errors import ConfigError
-from simclr.optim import (
+from simclr.training.optim import (
     build_optimizer,
     build_scheduler,
     global_batch_size,

@@ -37,7 +37,7 @@ STOP_AT_STEP = BATCHES + 1  # the second batch of the second epoch
 HOLD_HOOK = """
 import os, time
 from pathlib import Path
-from simclr.module import SimCLRModule
+from simclr.training.module import SimCLRModule
 
 _step = int(os.environ["SIMCLR_TEST_HOLD_AT_STEP"])
 _original = SimCLRModule.training_step

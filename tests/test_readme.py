@@ -1,7 +1,11 @@
-"""Every example of README.md runs as written: its ```bash commands and ```python blocks.
+"""Every example of README.md and of the docs it points to runs as written: their
+```bash commands and ```python blocks.
 
-The blocks are read from README.md itself (any number, in any section), so the
-test follows the README as it is edited. Each shell command of the toolkit
+The blocks are read from the Markdown files themselves (DOCUMENTS: README.md first,
+then the docs/ pages that hold its former examples; any number of blocks, in any
+section), so the test follows the text as it is edited. All files share one
+workspace, in order, so a docs/ example can use the run a README example made.
+Each shell command of the toolkit
 (`simclr-*`, found in pyproject's [project.scripts], and `python -m simclr.X`) runs
 in this process, in a temporary directory, with tiny overrides appended so that it
 takes seconds on a CPU (one epoch of two batches, one seed, ...). Placeholders are
@@ -40,9 +44,20 @@ from PIL import Image
 
 from tests.conftest import write_image
 
-REPO = Path(__file__).resolve().parents[1]
-# Another file can stand in (e.g. a draft): SIMCLR_TEST_README=path/to/draft.md.
-README = Path(os.environ.get("SIMCLR_TEST_README", REPO / "README.md"))
+# The checkout: the nearest folder above this file that holds pyproject.toml.
+REPO = next(p for p in Path(__file__).resolve().parents if (p / "pyproject.toml").is_file())
+# The Markdown files whose examples run, in this order (README.md first: it makes the
+# runs and sweeps the docs' placeholders stand for). A docs/ page with commands that
+# cannot run here (torchrun, SLURM, the benchmarks) is not listed.
+DOCUMENTS = (
+    "README.md",
+    "docs/data.md",
+    "docs/evaluation.md",
+    "docs/tracking-and-deployment.md",
+)
+# Another file can stand in for all of them (e.g. a draft):
+# SIMCLR_TEST_README=path/to/draft.md runs that file's examples only.
+DRAFT = os.environ.get("SIMCLR_TEST_README")
 
 # Appended to every simclr-pretrain command (later values win in Hydra).
 TINY_PRETRAIN = [
@@ -76,7 +91,7 @@ SKIPS = {
     "make test-all": "runs the whole test suite with the slow tests, this test included",
     "make lint": "the linters run in CI (make lint), not as an example",
     "make bench": "the benchmarks take about 15 minutes",
-    "make recipe": "about an hour on 2 CPU cores; the commands it runs are README examples",
+    "make recipe": "about an hour on 2 CPU cores; the commands it runs are examples here",
     "make install": "creates .venv and installs the package",
     "data": "needs the {name} files under data.root (this machine has none; nothing is downloaded)",
     "gpu": "needs a CUDA device",
@@ -91,27 +106,33 @@ ROOT_KEYS = ("data.root", "eval.data.root")
 
 @dataclass(frozen=True)
 class Example:
-    """One shell command or one Python block of README.md."""
+    """One shell command or one Python block of a Markdown file."""
 
     kind: str  # "bash" | "python"
-    line: int  # where it starts in README.md
+    line: int  # where it starts in its file
     text: str
+    source: str = "README.md"  # the file, relative to the repository
+
+    @property
+    def where(self) -> str:
+        return f"{self.source} line {self.line}"
 
     @property
     def id(self) -> str:
         first = self.text.strip().splitlines()[0] if self.text.strip() else ""
-        return f"L{self.line}-{self.kind}: {first[:60]}"
+        prefix = "" if self.source == "README.md" else f"{self.source}:"
+        return f"{prefix}L{self.line}-{self.kind}: {first[:60]}"
 
 
-def readme_examples(text: str) -> list[Example]:
+def readme_examples(text: str, source: str = "README.md") -> list[Example]:
     """The ```bash commands (one per logical line, comments dropped) and ```python
-    blocks of a Markdown text, in order."""
+    blocks of a Markdown text, in order; `source` names the file in messages."""
     out: list[Example] = []
     for match in re.finditer(r"^```(\w+)[^\n]*\n(.*?)^```", text, re.M | re.S):
         kind, body = match.group(1).lower(), match.group(2)
         start = text.count("\n", 0, match.start(2)) + 1
         if kind in ("python", "py"):
-            out.append(Example("python", start, body))
+            out.append(Example("python", start, body, source))
         elif kind in ("bash", "sh", "shell", "console"):
             pending, first = "", start
             for offset, raw in enumerate(body.splitlines()):
@@ -124,11 +145,20 @@ def readme_examples(text: str) -> list[Example]:
                 command = shlex.join(shlex.split(pending + line, comments=True))
                 pending = ""
                 if command:
-                    out.append(Example("bash", first, command))
+                    out.append(Example("bash", first, command, source))
     return out
 
 
-EXAMPLES = readme_examples(README.read_text(encoding="utf-8"))
+def document_examples() -> list[Example]:
+    """The examples of every file of DOCUMENTS (or of the draft standing in), in order."""
+    files = [(Path(DRAFT).name, Path(DRAFT))] if DRAFT else [(n, REPO / n) for n in DOCUMENTS]
+    out: list[Example] = []
+    for name, path in files:
+        out += readme_examples(path.read_text(encoding="utf-8"), name)
+    return out
+
+
+EXAMPLES = document_examples()
 
 
 @cache
@@ -148,19 +178,15 @@ def console_scripts() -> dict[str, Callable[[], object]]:
 
 
 def check_extras_exist(example: Example, requirements: list[str]) -> None:
-    """Fail when the README asks pip for a simclr extra that pyproject.toml lacks."""
+    """Fail when an example asks pip for a simclr extra that pyproject.toml lacks."""
     defined = set(project_table().get("optional-dependencies", {}))
     for requirement in requirements:
         match = PIP_INSTALL_EXTRA.match(requirement)
         if not match:
-            pytest.fail(
-                f"README line {example.line}: pip install {requirement} is not a simclr extra"
-            )
+            pytest.fail(f"{example.where}: pip install {requirement} is not a simclr extra")
         missing = {e.strip() for e in match.group(1).split(",")} - defined
         if missing:
-            pytest.fail(
-                f"README line {example.line}: extras {sorted(missing)} not in pyproject.toml"
-            )
+            pytest.fail(f"{example.where}: extras {sorted(missing)} not in pyproject.toml")
 
 
 class Workspace:
@@ -297,11 +323,11 @@ def test_readme_example_runs(example: Example, in_workspace: Workspace, capfd) -
         # `python -m simclr.X ARGS`: the module as __main__, in this process.
         module, args = args[1], args[2:]
         if not module.startswith("simclr."):
-            pytest.fail(f"README line {example.line}: python -m {module} is not the toolkit's")
+            pytest.fail(f"{example.where}: python -m {module} is not the toolkit's")
         scripts[program] = partial(runpy.run_module, module, run_name="__main__")
     if program not in scripts:
         pytest.fail(
-            f"README line {example.line}: {program} is not a console script of the toolkit; "
+            f"{example.where}: {program} is not a console script of the toolkit; "
             "add it to pyproject.toml or a reason to SKIPS"
         )
     reason = skip_reason(program, args)
@@ -312,7 +338,7 @@ def test_readme_example_runs(example: Example, in_workspace: Workspace, capfd) -
     code = run_program(scripts[program], program, argv)
     _, err = capfd.readouterr()
     assert code == 0, (
-        f"README line {example.line}: `{program} {shlex.join(argv)}` exited {code}\n{err[-3000:]}"
+        f"{example.where}: `{program} {shlex.join(argv)}` exited {code}\n{err[-3000:]}"
     )
 
 
@@ -365,7 +391,7 @@ def run_python(example: Example, workspace: Workspace) -> None:
 
     namespace = {"__name__": "readme", "pil_image": Image.new("RGB", (40, 30), "gray")}
     with mock.patch.object(simclr.api, "pretrain", tiny_pretrain):
-        exec(compile(source, f"README.md:{example.line}", "exec"), namespace)
+        exec(compile(source, f"{example.source}:{example.line}", "exec"), namespace)
 
 
 def test_a_pip_install_example_naming_an_unknown_extra_fails() -> None:
@@ -373,3 +399,42 @@ def test_a_pip_install_example_naming_an_unknown_extra_fails() -> None:
     check_extras_exist(example, ["simclr[export,mlflow]"])  # both defined: passes
     with pytest.raises(pytest.fail.Exception, match="exprot"):
         check_extras_exist(example, ["simclr[exprot]"])
+
+
+def test_every_document_exists_and_holds_examples() -> None:
+    for name in DOCUMENTS:
+        path = REPO / name
+        assert path.is_file(), f"{name} is in DOCUMENTS but does not exist"
+        assert readme_examples(path.read_text(encoding="utf-8"), name), f"{name}: no examples"
+
+
+def test_the_readme_is_a_front_door() -> None:
+    """At most 10,000 characters, and its quick start is the two commands CI runs."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(text) <= 10_000, f"README.md has {len(text)} characters; move detail to docs/"
+    quick = text.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = [e.text for e in readme_examples(quick)]
+    assert commands == ["make run", "make test"]
+
+
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "README.md",
+        "benchmarks/README.md",
+        *sorted(f"docs/{p.name}" for p in (REPO / "docs").glob("*.md")),
+    ],
+)
+def test_relative_links_point_at_files_that_exist(name: str) -> None:
+    path = REPO / name
+    broken = []
+    for target in LINK.findall(path.read_text(encoding="utf-8")):
+        if target.startswith(("http://", "https://", "mailto:", "#")):
+            continue
+        file = target.split("#", 1)[0]
+        if not (path.parent / file).exists():
+            broken.append(target)
+    assert not broken, f"{name}: links to missing files: {broken}"

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from simclr.recipe import LINEAR, SUPERVISED, cli, collect, recipe_table
+from simclr.jobs.recipe import LINEAR, SUPERVISED, cli, collect, recipe_table
 
 
 def _write(path: Path, data: dict) -> None:

@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
 from simclr.errors import CheckpointError
-from simclr.resume import ResumableCSVLogger, check_resumable
+from simclr.training.resume import ResumableCSVLogger, check_resumable
 from tests.cli_harness import tiny_run
 
 REPO = Path(__file__).resolve().parent.parent
@@ -35,7 +35,7 @@ EPOCHS, BATCHES = 3, 3
 AUTO_KEYS = ("trainer.precision=", "encoder.channels_last=")
 KILL_AT_STEP = BATCHES + 1  # the second batch of the second epoch
 # The hardware's own precision and memory format (auto), as a user's run has them:
-# trainer.deterministic=true keeps them bit-reproducible (simclr/hardware.py).
+# trainer.deterministic=true keeps them bit-reproducible (simclr/config/hardware.py).
 RUN = [
     *(a for a in tiny_run(EPOCHS, BATCHES) if not a.startswith(AUTO_KEYS)),
     "trainer.deterministic=true",
@@ -45,7 +45,7 @@ RUN = [
 HOLD_HOOK = """
 import os, time
 from pathlib import Path
-from simclr.module import SimCLRModule
+from simclr.training.module import SimCLRModule
 
 _step = int(os.environ["SIMCLR_TEST_HOLD_AT_STEP"])
 _original = SimCLRModule.training_step

@@ -14,11 +14,14 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.demos.boring_classes import BoringModel
 
-from simclr.best_checkpoint import TRAINING_STATE_KEYS, BestCheckpoint
-from simclr.callbacks.final_checkpoint import FinalCheckpoint
-from simclr.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
-from simclr.file_modes import current_umask, shared_mode
-from simclr.rundir import BEST, LAST, RunDir
+from simclr.runs.checkpoints import (
+    AtomicCheckpointIO,
+    atomic_torch_save,
+    current_umask,
+    shared_mode,
+)
+from simclr.runs.rundir import BEST, LAST, RunDir
+from simclr.training.checkpoints import TRAINING_STATE_KEYS, BestCheckpoint, FinalCheckpoint
 from tests.cli_harness import run_cli, tiny_run
 
 REPO = Path(__file__).resolve().parent.parent

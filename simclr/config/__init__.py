@@ -10,8 +10,8 @@ from simclr.config.schema import (
     OptimConfig,
     RunConfig,
     TrainerConfig,
+    register_configs,
 )
-from simclr.config.store import register_configs
 from simclr.config.validate import validate_config
 
 __all__ = [

@@ -135,7 +135,7 @@ class Schedule(Choice):
 
 
 class LoggerName(Choice):
-    """`trainer.logger`: one of these, or a list of them (see simclr/loggers.py)."""
+    """`trainer.logger`: one of these, or a list of them (see simclr/training/loggers.py)."""
 
     csv = "csv"
     tensorboard = "tensorboard"

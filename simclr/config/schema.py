@@ -1,17 +1,28 @@
 """Dataclass schemas for every configuration group.
 
-They are registered in Hydra's ConfigStore (see :mod:`simclr.config.store`), so
+They are registered in Hydra's ConfigStore (see :mod:`simclr.config.schema`), so
 composition type-checks every value and struct mode rejects unknown keys. The
 defaults are defined here only: a YAML file in conf/ holds what differs from them.
 A key with a fixed list of values is typed with its enum from
 :mod:`simclr.config.choices`. Range checks that a type cannot express live in
 :mod:`simclr.config.validate`.
+
+The run config's defaults as plain data, and a saved config laid over them.
+
+Register the schemas with Hydra's ConfigStore.
+
+`conf/config.yaml` lists `simclr_schema` first in its defaults, so every group
+file is merged into a typed, struct-mode node: unknown keys and values of the
+wrong type fail at composition, before any data is read.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, OmegaConf
 
 from simclr.config.choices import (
     AugmentBackend,
@@ -32,6 +43,7 @@ from simclr.config.choices import (
     Schedule,
     WandbMode,
 )
+from simclr.config.resolvers import register_resolvers
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -89,7 +101,7 @@ class EncoderConfig:
     timm_name: str | None = None  # with arch=timm, any timm model name
     zero_init_residual: bool = False
     sync_batchnorm: bool = False
-    # auto | true | false; auto: true where NHWC is faster (simclr/hardware.py).
+    # auto | true | false; auto: true where NHWC is faster (simclr/config/hardware.py).
     # `Any`: OmegaConf 2.3 has no Union of a bool and a string.
     channels_last: Any = "auto"
     compile: bool = False
@@ -113,7 +125,7 @@ class LossConfig:
     temperature: float = 0.5
     gather: bool = True  # use every rank's projections as negatives
     skip_nonfinite: bool = False  # skip (and count) a step whose loss is NaN/inf
-    # Gradient caching (simclr/gradcache.py): views per encoder pass, the loss still on
+    # Gradient caching (simclr/losses/gradcache.py): views per encoder pass, the loss still on
     # the full batch; 0 or null: off (one pass over all 2 x batch_size views).
     chunk_size: int | None = None
 
@@ -145,7 +157,7 @@ class TrainerConfig:
     devices: Any = "auto"
     num_nodes: int = 1
     strategy: str = "auto"
-    # auto: bf16-mixed where bf16 runs natively, else 32-true (simclr/hardware.py)
+    # auto: bf16-mixed where bf16 runs natively, else 32-true (simclr/config/hardware.py)
     precision: str = "auto"
     accumulate_grad_batches: int = 1
     gradient_clip_val: float | None = None
@@ -153,7 +165,7 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     limit_train_batches: Any = None
     # Wall-clock budget of pretraining: Lightning's DD:HH:MM:SS, or 20m, 1h30m, 90s, 2d.
-    # The LR schedule is planned to end at the budget (simclr/callbacks/budget.py).
+    # The LR schedule is planned to end at the budget (simclr/training/callbacks/budget.py).
     max_time: str | None = None
     enable_progress_bar: bool = True
     enable_model_summary: bool = False  # Lightning's layer table; on with -v
@@ -255,7 +267,7 @@ class OnlineProbeConfig:
 
 @dataclass
 class MonitorConfig:
-    """Representation health logged during pretraining (simclr/callbacks/, simclr/monitoring.py)."""
+    """Representation health logged during pretraining (simclr/training/callbacks/, simclr/evaluation/health.py)."""
 
     enabled: bool = True  # RankMe, projection std, alignment, uniformity, collapse warning
     knn: bool = True  # online kNN accuracy on the labeled test split (eval.knn's k, T)
@@ -293,3 +305,30 @@ class RunConfig:
     resume: ResumeMode = ResumeMode.never
     checkpoint: str | None = None  # simclr-eval: the checkpoint or run dir to evaluate
     preset: str = "none"  # the experiment preset that set this run up, for the report
+
+
+def default_config() -> dict[str, Any]:
+    """Every RunConfig key with its default, as a plain dict."""
+    plain = OmegaConf.to_container(OmegaConf.structured(RunConfig), resolve=True, enum_to_str=True)
+    assert isinstance(plain, dict)
+    return {str(k): v for k, v in plain.items()}
+
+
+def merged_config(saved: dict[str, Any]) -> DictConfig:
+    """A saved config (e.g. a checkpoint's) over the defaults, as an OmegaConf node.
+
+    Keys a newer schema added get their defaults, so old checkpoints stay readable;
+    the node is untyped so that keys an older schema had are kept, not refused.
+    """
+    merged = OmegaConf.merge(OmegaConf.create(default_config()), OmegaConf.create(saved))
+    assert isinstance(merged, DictConfig)
+    return merged
+
+
+SCHEMA_NAME = "simclr_schema"
+
+
+def register_configs() -> None:
+    """Register the top-level schema and our resolvers (idempotent)."""
+    ConfigStore.instance().store(name=SCHEMA_NAME, node=RunConfig)
+    register_resolvers()

@@ -1,4 +1,16 @@
-"""What the Hydra commands share: the shipped config directory, the run directory, the app.
+"""A quiet console and a full log: what each run shows and what its directory keeps.
+
+conf/hydra/job_logging/simclr.yaml sends every record to the run's `pretrain.log`
+(or `eval.log`), and to the console only warnings, errors and the toolkit's own
+lines. Here, at the start of each job: Lightning's loggers are made to use those
+handlers (it adds one of its own when imported before logging is configured),
+Python warnings are captured into the log, and deprecation notices that the
+toolkit's users cannot act on stay out of the console (they are in the file).
+`-v` / `--verbose` (or `hydra.verbose`) shows everything on the console.
+
+The block a command ends with: what came out, where it is, what to run next.
+
+What the Hydra commands share: the shipped config directory, the run directory, the app.
 
 The configs ship inside the package (`conf/` in the repository is the package
 `simclr.conf` in a wheel, see pyproject.toml), so they are found through
@@ -8,10 +20,11 @@ importlib.resources from a source checkout and from an installed wheel alike.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,16 +41,105 @@ from simclr.console.errors import (
     user_error,
 )
 from simclr.console.help import GENERIC, HELP_FLAGS, PAGES
-from simclr.console.home import expand_home
-from simclr.console.logs import (
-    VERBOSE_ENV,
-    configure_job_logging,
-    take_verbose_flag,
-    verbose_wanted,
-)
-from simclr.console.preflight import JobCheck, preflight
+from simclr.console.preflight import JobCheck, expand_home, preflight
 from simclr.errors import SimclrError
-from simclr.rundir import RunDir
+from simclr.evaluation.report_schema import Report, load_report
+from simclr.runs.rundir import RunDir
+
+VERBOSE_ENV = "SIMCLR_VERBOSE"  # read by DDP children too, which re-run the command line
+VERBOSE_FLAGS = ("-v", "--verbose")
+LIBRARY_LOGGERS = ("pytorch_lightning", "lightning_fabric", "lightning.pytorch", "lightning.fabric")
+# Warnings about library internals the user cannot act on: kept in the log file only.
+# (Lightning's warning format drops the category name, hence the plain words too.)
+HIDDEN_WORDS = ("DeprecationWarning", "FutureWarning", "is deprecated", "will be removed")
+
+
+def take_verbose_flag(argv: Sequence[str]) -> list[str]:
+    """`argv` without -v/--verbose; the flag, if there, is remembered in the environment."""
+    kept = [a for a in argv if a not in VERBOSE_FLAGS]
+    if len(kept) != len(argv):
+        os.environ[VERBOSE_ENV] = "1"
+    return kept
+
+
+def verbose_wanted(hydra_verbose: object = None) -> bool:
+    """True with -v/--verbose, or when `hydra.verbose` names any logger."""
+    return os.environ.get(VERBOSE_ENV) == "1" or bool(hydra_verbose)
+
+
+class _HideDeprecations(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name != "py.warnings":
+            return True
+        return not any(w in record.getMessage() for w in HIDDEN_WORDS)
+
+
+def configure_job_logging(verbose: bool) -> None:
+    """Route library output as described above (call once per job, after Hydra's set-up)."""
+    for name in LIBRARY_LOGGERS:
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.propagate = True
+    logging.captureWarnings(True)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(
+            handler, logging.FileHandler
+        ):
+            handler.setLevel(logging.INFO if verbose else logging.WARNING)
+            if not verbose and not any(isinstance(f, _HideDeprecations) for f in handler.filters):
+                handler.addFilter(_HideDeprecations())
+
+
+NAMES = {"simclr": "SimCLR", "random_init": "random init", "raw_pixels": "raw pixels"}
+
+
+def _minutes(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}m{rest:02d}s" if minutes else f"{rest}s"
+
+
+def _cell(mean: float, std: float | None, n_seeds: int) -> str:
+    # A spread over one seed is no spread: shown only with two seeds or more.
+    return f"{100 * mean:.1f} ± {100 * (std or 0):.1f}" if n_seeds > 1 else f"{100 * mean:.1f}"
+
+
+def headline_lines(report: Report) -> list[str]:
+    """The headline cell for SimCLR and each baseline, one line."""
+    h = report.headline
+    if h.mean is None:
+        return ["headline  not evaluated"]
+    cells = [f"SimCLR {_cell(h.mean, h.std, h.n_seeds)}"]
+    for row in report.results:
+        same = (row.evaluator, row.fraction) == (h.evaluator, h.fraction)
+        if same and row.representation != "simclr":
+            name = NAMES.get(row.representation, row.representation)
+            cells.append(f"{name} {_cell(row.mean, row.std, row.n_seeds)}")
+    return [f"headline  {h.evaluator} at {h.fraction * 100:g}% labels (%): {', '.join(cells)}"]
+
+
+def final_block(program: str, run: RunDir, report_md: Path | None, weights: Path) -> str:
+    """The lines that end a pretraining or evaluation run."""
+    lines = [f"{program} done"]
+    if report_md is not None:
+        report = load_report(report_md.with_name("report.json"))
+        t = report.timing
+        lines += [
+            f"time      pretraining {_minutes(t.pretrain_seconds)}, "
+            f"evaluation {_minutes(t.eval_seconds)}",
+            *headline_lines(report),
+        ]
+    source = run.path if weights.parent == run.checkpoints else weights
+    lines += [
+        f"weights   {weights}",
+        f"next      simclr-eval checkpoint={source}        # evaluate (again, or on other data)",
+        f"          simclr-export {source} encoder.onnx    # or .safetensors / .pt",
+    ]
+    if report_md is not None:
+        lines.append(f"report: {report_md}")
+    return "\n".join(lines)
+
 
 CONFIG_NAME = "config"
 T = TypeVar("T")
@@ -119,7 +221,7 @@ def run_app(
     """Preflight the command line (one-line errors, exit 2), then run the ``@hydra.main`` app.
 
     `~` in values is expanded first, in ``sys.argv`` itself, which the app parses
-    (see :mod:`simclr.console.home`). A sweep any of whose jobs failed exits 2 after
+    (see :mod:`simclr.console.preflight`). A sweep any of whose jobs failed exits 2 after
     the last job (the failures are in the jobs' `error.txt`; `simclr-report` lists them).
     """
     if any(flag in sys.argv[1:] for flag in HELP_FLAGS):

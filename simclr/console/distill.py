@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from simclr.config import validate_config
 from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
-from simclr.rundir import RunDir
+from simclr.runs.rundir import RunDir
 
 PROGRAM = "simclr-distill"
 STUDENT_KEYS = ("encoder",)
@@ -38,11 +38,11 @@ def overridden(overrides: Sequence[str], keys: Sequence[str]) -> bool:
 
 def student_config(cli_cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
     """The teacher's training config with this command's own groups (and student, data)."""
-    from simclr.checkpoint_file import read_checkpoint
-    from simclr.config.defaults import merged_config
-    from simclr.distill_run import check_distill
+    from simclr.config.schema import merged_config
     from simclr.evaluation.checkpoint import lay_overrides
     from simclr.hub.classifier import read_classifier_info
+    from simclr.jobs.distill import check_distill
+    from simclr.runs.checkpoints import read_checkpoint
 
     check_distill(cli_cfg)
     path, _ = read_classifier_info(str(cli_cfg.distill.teacher))
@@ -58,14 +58,14 @@ def student_config(cli_cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
 
 def _check(cfg: DictConfig, run: RunDir | None) -> None:
     """Before Hydra writes anything: the `distill.*` values (the teacher is read in the job)."""
-    from simclr.distill_run import check_distill
+    from simclr.jobs.distill import check_distill
 
     check_distill(cfg)
 
 
 def run_distill(cfg: DictConfig, overrides: Sequence[str], run_dir: Path) -> Path | None:
     """Check everything, then distil; the student's classifier.ckpt (None on ranks > 0)."""
-    from simclr.distill_run import distill_student
+    from simclr.jobs.distill import distill_student
 
     student_cfg = student_config(cfg, overrides)
     validate_config(student_cfg)

@@ -18,7 +18,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
-from simclr.rundir import RunDir
+from simclr.runs.rundir import RunDir
 
 PROGRAM = "simclr-eval"
 
@@ -44,7 +44,7 @@ def _beside_the_run(cfg: DictConfig) -> Path | None:
 
 
 def _evaluate(cfg: DictConfig, run: RunDir) -> float | None:
-    from simclr.console.summary import final_block
+    from simclr.console.app import final_block
     from simclr.evaluation import headline_metric
     from simclr.evaluation.checkpoint import check_request, evaluate_checkpoint
 

@@ -4,7 +4,7 @@
     simclr-finetune -m checkpoint=RUN eval.finetune.fraction=0.01,0.1 seed=0,1,2
 
 The checkpoint's configuration is the base; `eval.finetune.*`, `seed` and `data.*`
-come from the command line (as for simclr-eval). See :mod:`simclr.finetuning`.
+come from the command line (as for simclr-eval). See :mod:`simclr.jobs.finetune`.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
-from simclr.rundir import RunDir
+from simclr.runs.rundir import RunDir
 
 PROGRAM = "simclr-finetune"
 
@@ -35,8 +35,8 @@ def _finetune(cfg: DictConfig, run: RunDir) -> float:
     from simclr.config.validate import validate_data
     from simclr.evaluation.checkpoint import effective_config
     from simclr.evaluation.collect import eval_data_config
-    from simclr.finetuning import finetune_checkpoint
     from simclr.hub.loading import read_weights
+    from simclr.jobs.finetune import finetune_checkpoint
 
     overrides = list(HydraConfig.get().overrides.task)
     _, weights = read_weights(str(cfg.checkpoint))  # fails here, in a second, if unreadable

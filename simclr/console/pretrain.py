@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
 from simclr.console.errors import EXIT_USER_ERROR, report_error
 from simclr.errors import SimclrError
-from simclr.rundir import RunDir
+from simclr.runs.rundir import RunDir
 
 PROGRAM = "simclr-pretrain"
 
@@ -23,9 +23,9 @@ PROGRAM = "simclr-pretrain"
 def _check(cfg: DictConfig, run: RunDir | None) -> None:
     """Before Hydra writes anything: the values, and a run directory that is ours to use."""
     from simclr.config import validate_config
-    from simclr.config.relevance import check_read_by
-    from simclr.pretraining import check_run_dir
-    from simclr.training import check_devices
+    from simclr.config.validate import check_read_by
+    from simclr.jobs.pretrain import check_run_dir
+    from simclr.training.trainer import check_devices
 
     validate_config(cfg)
     check_read_by(cfg, PROGRAM)
@@ -36,9 +36,9 @@ def _check(cfg: DictConfig, run: RunDir | None) -> None:
 
 def _pretrain(cfg: DictConfig, run: RunDir) -> float | None:
     from simclr.config.resolvers import launched_as_rank_zero
-    from simclr.console.summary import final_block
+    from simclr.console.app import final_block
     from simclr.evaluation import headline_metric
-    from simclr.pretraining import pretrain_run
+    from simclr.jobs.pretrain import pretrain_run
 
     report = pretrain_run(cfg, run, command=" ".join([PROGRAM, *sys.argv[1:]]))
     if launched_as_rank_zero():
@@ -54,7 +54,7 @@ def _main(cfg: DictConfig) -> float | None:
 
 def cli() -> None:
     """Console entry point of `simclr-pretrain`."""
-    from simclr.launch import external_launch_overrides
+    from simclr.training.launch import external_launch_overrides
 
     try:
         # Under torchrun/SLURM every rank runs this: agree on one run directory.

@@ -45,7 +45,7 @@ def cli(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     def report() -> int:
-        from simclr.sweep import report_sweep
+        from simclr.evaluation.sweep import report_sweep
 
         rows = report_sweep(args.directory, args.evaluator, args.fraction, args.representation)
         print((args.directory / "sweep.md").read_text(), end="")

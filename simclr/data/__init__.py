@@ -19,7 +19,7 @@ def build_datasets(cfg: DataConfig) -> DataSplits:
         )
     name = DataName.parse(cfg.name, "data.name")
     if name is DataName.digits:
-        from simclr.data.digits import digits_splits
+        from simclr.data.builtin import digits_splits
 
         return digits_splits(cfg.test_fraction, cfg.split_seed)
     if name is DataName.folder:
@@ -32,7 +32,7 @@ def build_datasets(cfg: DataConfig) -> DataSplits:
         from simclr.data.stream import stream_splits
 
         return stream_splits(cfg.root)
-    from simclr.data.torchvision_sets import torchvision_splits  # cifar10, cifar100, stl10
+    from simclr.data.builtin import torchvision_splits  # cifar10, cifar100, stl10
 
     return torchvision_splits(name, cfg.root, bool(cfg.stl10_unlabeled))
 

@@ -10,17 +10,16 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
-from simclr.augment import (
+from simclr.data import build_datasets
+from simclr.data.encoded import EncodedCollate, EncodedTwoViews, gpu_decode
+from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
+from simclr.data.splits import DataSplits, TransformedDataset
+from simclr.data.views import (
     TwoViews,
     build_crop_transform,
     build_eval_transform,
     build_view_transform,
 )
-from simclr.data import build_datasets
-from simclr.data.encoded import EncodedCollate, EncodedTwoViews, gpu_decode
-from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
-from simclr.data.splits import DataSplits
-from simclr.data.transformed import TransformedDataset
 from simclr.errors import DataError
 
 

@@ -1,12 +1,12 @@
 """`augment.decode=gpu`: JPEG files decoded on the device, a batch at a time.
 
 With ``augment.backend=gpu`` the loader workers decode, crop and flip, and the
-device finishes the views (:mod:`simclr.augment_gpu`). Decoding is then most of
+device finishes the views (:mod:`simclr.data.views`). Decoding is then most of
 what is left on the CPU. With GPU decoding the work splits differently:
 
 * **In the workers** (:class:`EncodedTwoViews`): the file's bytes are read, its
   header parsed (format, size, mode; PIL decodes nothing there), and the random
-  crop and flip of both views drawn exactly as :func:`simclr.augment.build_crop_transform`
+  crop and flip of both views drawn exactly as :func:`simclr.data.views.build_crop_transform`
   draws them, from the generator that :mod:`simclr.data.epochs` seeds per
   (seed, epoch, index). Order, crops and flips are therefore those of the CPU path.
   Files nvJPEG cannot take as they are (PNG and other formats, CMYK JPEGs, and, for
@@ -38,7 +38,6 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from simclr.augment import build_crop_transform
 from simclr.config.choices import AugmentBackend, AugmentDecode
 from simclr.config.validate import ENCODED_SOURCES, gpu_decode_problem
 from simclr.data.images import (
@@ -48,6 +47,7 @@ from simclr.data.images import (
     pixel_problem,
     to_rgb,
 )
+from simclr.data.views import build_crop_transform
 from simclr.errors import ConfigError, DataError
 
 # PIL modes of the JPEGs nvJPEG decodes to RGB as PIL would (CMYK/YCCK are not among them).

@@ -10,9 +10,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from simclr.data.encoded import EncodedImage, read_encoded
-from simclr.data.image_files import folder_files, subfolders
-from simclr.data.images import DEFAULT_MAX_PIXELS, load_rgb
-from simclr.data.screening import screen_images
+from simclr.data.images import DEFAULT_MAX_PIXELS, folder_files, load_rgb, screen_images, subfolders
 from simclr.data.splits import DataSplits
 from simclr.errors import DataError
 
@@ -156,8 +154,8 @@ def folder_splits(
 ) -> DataSplits:
     """Read a labeled (train/ + test/) or unlabeled (flat) image folder.
 
-    Which files are images: :mod:`simclr.data.image_files` (hidden ones never are);
-    each is screened (:mod:`simclr.data.screening`) with `max_image_pixels` as the
+    Which files are images: :mod:`simclr.data.images` (hidden ones never are);
+    each is screened (:mod:`simclr.data.images`) with `max_image_pixels` as the
     pixel limit, and a bad one fails the read or, with ``on_bad_image="skip"``, is left out.
     """
     if not root:

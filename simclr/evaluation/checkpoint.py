@@ -17,10 +17,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from simclr.config.defaults import merged_config
+from simclr.config.schema import merged_config
 from simclr.config.validate import validate_data, validate_eval
 from simclr.errors import ConfigError
-from simclr.rundir import RunDir
+from simclr.runs.rundir import RunDir
 
 # What `simclr-eval` takes from its command line; everything else comes from the checkpoint.
 COMMAND_KEYS = ("eval", "seed", "checkpoint", "hydra")
@@ -104,7 +104,7 @@ def earlier_data(run: RunDir | None) -> tuple[dict[str, Any], Path] | None:
 
 def check_request(cfg: DictConfig) -> Path:
     """The weights file `cfg.checkpoint` names, after checking it and `cfg.eval` (one line)."""
-    from simclr.hub.sources import resolve
+    from simclr.hub.loading import resolve
 
     if not cfg.checkpoint:
         raise ConfigError(

@@ -15,11 +15,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from simclr.config.hardware import HardwareChoice, choose_for
 from simclr.data.splits import DataSplits
 from simclr.errors import DataError, OutputError
-from simclr.evaluation.baselines import representations
-from simclr.evaluation.features import FeatureSet, cached_features
-from simclr.hardware import HardwareChoice, choose_for
+from simclr.evaluation.features import FeatureSet, cached_features, representations
 from simclr.models.inference import model_device
 
 
@@ -31,7 +30,7 @@ class Collected:
     splits: DataSplits
     transform: Any  # the eval transform the features were extracted under
     features: dict[str, FeatureSet]  # "simclr" first, then the baselines
-    # Precision and memory format the SimCLR features were extracted with (simclr/hardware.py)
+    # Precision and memory format the SimCLR features were extracted with (simclr/config/hardware.py)
     hardware: HardwareChoice | None = None
 
     @property
@@ -102,7 +101,7 @@ def collect_features(
     """Load and check the evaluation data, create `out_dir`, then extract (or read
     from `cache_dir`, default `out_dir/features`) the features of the encoder and
     of the baselines `cfg.eval.baselines` names. Each model is left on its device."""
-    from simclr.augment import build_eval_transform
+    from simclr.data.views import build_eval_transform
 
     splits = load_eval_data(cfg, earlier_data)
     make_report_dir(out_dir)

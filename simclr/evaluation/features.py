@@ -4,6 +4,13 @@ The cache file name is a hash of what determines the features: the model (a
 checkpoint file's path, size and modification time, or a hash of the weights),
 the evaluation data config and the exact eval transform. Any change to one of
 them is a new file, so a stale cache cannot be read by mistake.
+
+The representations an evaluation compares: the encoder and its baselines.
+
+`random_init` (the same architecture, untrained) and `raw_pixels` (the
+eval-transformed image itself) are the floors the SimCLR features must clear;
+`supervised` (trained from scratch on the labels) is a fine-tuning baseline and
+is built by the protocol, not here.
 """
 
 from __future__ import annotations
@@ -21,12 +28,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
-from simclr.data.transformed import TransformedDataset
-from simclr.hardware import HardwareChoice
+from simclr.config.hardware import HardwareChoice
+from simclr.data.splits import TransformedDataset
 from simclr.models.inference import encode
 
 log = logging.getLogger(__name__)
@@ -124,7 +132,7 @@ def extract(
     """`(features float32 (N, D), labels int64 (N,))` of every item, in dataset order.
 
     With `hardware`, the model runs under its precision's autocast and memory format
-    (simclr/hardware.py), as in training; the features are float32 regardless.
+    (simclr/config/hardware.py), as in training; the features are float32 regardless.
     """
     loader = DataLoader(
         TransformedDataset(dataset, transform),
@@ -195,3 +203,32 @@ def cached_features(
     np.savez(tmp, train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
     tmp.replace(path)  # atomic: a concurrent reader sees the whole file or none
     return FeatureSet(train_x, train_y, test_x, test_y)
+
+
+def random_init_encoder(cfg: DictConfig) -> nn.Module:
+    """The encoder architecture of `cfg`, initialised from `eval.random_init_seed`."""
+    from simclr.models import build_encoder
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(cfg.eval.random_init_seed))
+        return build_encoder(cfg.encoder)
+
+
+def representations(
+    encoder: nn.Module, cfg: DictConfig, checkpoint_path: Path | None
+) -> dict[str, tuple[nn.Module, str]]:
+    """name -> (model mapping eval images to features, identity for the cache key)."""
+    ev = cfg.eval
+    simclr_id = (
+        checkpoint_identity(checkpoint_path) if checkpoint_path else weights_identity(encoder)
+    )
+    reps = {"simclr": (encoder, simclr_id)}
+    if "random_init" in ev.baselines:
+        random = random_init_encoder(cfg)
+        reps["random_init"] = (random, f"random_init:{weights_identity(random)}")
+    if "raw_pixels" in ev.baselines:
+        reps["raw_pixels"] = (
+            RawPixels(int(ev.raw_pixels_size)),
+            f"raw_pixels:{ev.raw_pixels_size}",
+        )
+    return reps

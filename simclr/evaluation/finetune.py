@@ -33,8 +33,8 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 
-from simclr.augment import build_eval_transform
-from simclr.data.transformed import TransformedDataset
+from simclr.data.splits import TransformedDataset
+from simclr.data.views import build_eval_transform
 from simclr.evaluation.probe import Hyper
 from simclr.models.classifier import Classifier, attached_head, build_classifier, resolve_head_layer
 from simclr.models.encoder import infer_feature_dim

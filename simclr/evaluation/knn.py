@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from simclr.evaluation.health import knn_vote
 from simclr.evaluation.probe import FittedProbe, probe_device
-from simclr.monitoring import knn_vote
 
 
 def knn_predict(
@@ -29,7 +29,7 @@ def knn_predict(
     device: torch.device | str | None = None,
 ) -> np.ndarray:
     """Class with the largest summed exp(cos / T) over the k nearest train examples
-    (:func:`simclr.monitoring.knn_vote`, the rule the online kNN monitor uses too), on
+    (:func:`simclr.evaluation.health.knn_vote`, the rule the online kNN monitor uses too), on
     `device` (default: :func:`probe_device`)."""
     on = torch.device(device) if device is not None else probe_device()
     as_t = partial(torch.as_tensor, dtype=torch.float32, device=on)

@@ -1,4 +1,6 @@
-"""`evaluate_encoder`: features, probes, baselines, report and figures for one encoder.
+"""Step 3 of an evaluation: the report (its rows, setup and timing) and its files.
+
+`evaluate_encoder`: features, probes, baselines, report and figures for one encoder.
 
 Three steps, one module each: collect the features (`collect`), run the protocol
 on them (`protocol`), assemble and write the report (`assemble`).
@@ -6,17 +8,130 @@ on them (`protocol`), assemble and write the report (`assemble`).
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import hashlib
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from simclr.evaluation.assemble import build_report, write_report
-from simclr.evaluation.collect import collect_features
-from simclr.evaluation.protocol import run_protocol
-from simclr.evaluation.report_schema import Timing, as_training, load_report
+import simclr.evaluation.plots as plots
+import simclr.evaluation.report as report
+from simclr.config.validate import headline_choice
+from simclr.evaluation.collect import Collected, collect_features
+from simclr.evaluation.plots import draw_training_curves
+from simclr.evaluation.protocol import ProtocolResult, run_protocol
+from simclr.evaluation.report_schema import (
+    SCHEMA_VERSION,
+    DataInfo,
+    Hardware,
+    Report,
+    Timing,
+    Training,
+    as_training,
+    load_report,
+)
+from simclr.evaluation.wording import class_counts
+from simclr.runs.rundir import RunDir
+
+log = logging.getLogger(__name__)
+
+
+def describe_encoder(cfg: DictConfig) -> str:
+    """The encoder of `cfg` in a few words, e.g. `resnet18 (cifar stem)`."""
+    enc = cfg.encoder
+    if enc.arch == "timm":
+        return f"timm {enc.timm_name}"
+    return f"{enc.arch} ({enc.stem} stem)"
+
+
+def build_report(
+    cfg: DictConfig,
+    collected: Collected,
+    outcome: ProtocolResult,
+    timing: Timing,
+    *,
+    checkpoint_path: Path | None = None,
+    command: str | None = None,
+    training: Training | None = None,
+) -> Report:
+    """The report of one evaluation: the protocol's rows, the data, the setup.
+
+    `training` describes the pretraining that produced the encoder, when this run did it.
+    """
+    ev, splits, simclr = cfg.eval, collected.splits, collected.features["simclr"]
+    resolved = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    assert isinstance(resolved, dict)
+    return Report(
+        schema_version=SCHEMA_VERSION,
+        created=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        command=command or report.command_line(),
+        config_hash=hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest(),
+        preset=str(cfg.get("preset", "none")),
+        checkpoint=str(checkpoint_path) if checkpoint_path else None,
+        encoder=describe_encoder(cfg),
+        feature_dim=simclr.dim,
+        data=DataInfo(
+            name=str(collected.data_cfg.name),
+            source=splits.source or str(collected.data_cfg.name),
+            n_train=len(simclr.train_y),
+            n_test=len(simclr.test_y),
+            classes=[str(c) for c in splits.classes],
+            train_counts=class_counts(simclr.train_y, len(splits.classes)),
+            test_counts=class_counts(simclr.test_y, len(splits.classes)),
+        ),
+        versions=report.versions(),
+        machine=report.machine(),
+        timing=timing,
+        training=training,
+        features_hardware=(
+            Hardware(**dataclasses.asdict(collected.hardware)) if collected.hardware else None
+        ),
+        headline=report.headline(outcome.results, *headline_choice(ev)),
+        results=outcome.results,
+        runs=outcome.runs,
+        notes=outcome.notes,
+        config=resolved,  # type: ignore[arg-type]
+    )
+
+
+def write_figures(rep: Report, collected: Collected, method: str, out_dir: Path) -> dict[str, str]:
+    """label_efficiency.png (if any row) and embedding.png (SimCLR beside random init);
+    returns figure -> file name, for report.md."""
+    out = RunDir(out_dir)
+    written: dict[str, str] = {}
+    if rep.results:
+        plots.label_efficiency(rep, out.label_efficiency_png)
+        written["label_efficiency"] = out.label_efficiency_png.name
+    features = collected.features
+    maps = {k: (f.test_x, f.test_y) for k, f in features.items() if k in ("simclr", "random_init")}
+    classes = collected.splits.classes
+    names = classes or [str(c) for c in np.unique(features["simclr"].test_y)]
+    plots.embedding(maps, names, out.embedding_png, method, data=rep.data, split="test")
+    written["embedding"] = out.embedding_png.name
+    draw_training_curves(out_dir, rep.checkpoint)  # training_curves.png, from logs/metrics.csv
+    return written
+
+
+def write_report(
+    rep: Report, collected: Collected, method: str, out_dir: Path, started: float
+) -> Path:
+    """Figures, then report.json and report.md into `out_dir`; returns report.md's path.
+
+    `rep.timing.eval_seconds` is set to the time since `started` (a
+    `time.perf_counter()` reading), figures included.
+    """
+    figures = write_figures(rep, collected, method, out_dir)
+    rep.timing.eval_seconds = time.perf_counter() - started
+    out = RunDir(out_dir)
+    report.write_json(rep, out.report_json)
+    report.write_markdown(rep, out.report_md, figures)
+    return out.report_md
 
 
 def evaluate_encoder(
@@ -38,7 +153,7 @@ def evaluate_encoder(
     if it read the same source but saw other classes, the data changed under the
     same root, and the evaluation is refused before any work.
 
-    `training` says how this run pretrained the encoder (`simclr.training.training_summary`;
+    `training` says how this run pretrained the encoder (`simclr.training.trainer.training_summary`;
     the report's `training`).
 
     `cfg` is the full run config. Features are cached under `cache_dir` (default

@@ -19,9 +19,8 @@ import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
-from simclr.evaluation.baselines import random_init_encoder
 from simclr.evaluation.collect import Collected
-from simclr.evaluation.features import FeatureSet
+from simclr.evaluation.features import FeatureSet, random_init_encoder
 from simclr.evaluation.knn import fit_knn
 from simclr.evaluation.linear import fit_linear
 from simclr.evaluation.mlp import fit_mlp

@@ -73,7 +73,7 @@ class DataInfo:
     n_test: int = MISSING
     classes: list[str] = MISSING
     # Examples per class, in label order (None in version-1 reports): the chance levels
-    # of report.md and the figures come from these (simclr.evaluation.chance).
+    # of report.md and the figures come from these (simclr.evaluation.wording).
     train_counts: list[int] | None = None
     test_counts: list[int] | None = None
 
@@ -90,7 +90,7 @@ class Timing:
 
 @dataclass
 class Hardware:
-    """Precision and memory format chosen for a device, and why (simclr/hardware.py)."""
+    """Precision and memory format chosen for a device, and why (simclr/config/hardware.py)."""
 
     device: str = MISSING  # cpu | cuda | ...
     precision: str = MISSING  # Lightning's name: 32-true | bf16-mixed | ...
@@ -160,7 +160,7 @@ def validate_report(data: dict[str, Any], source: str = "report.json") -> Report
 
 
 def as_training(data: dict[str, Any]) -> Training:
-    """`data` (as `simclr.training.training_summary` gives it) checked into a `Training`."""
+    """`data` (as `simclr.training.trainer.training_summary` gives it) checked into a `Training`."""
     training = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Training), data))
     assert isinstance(training, Training)
     return training

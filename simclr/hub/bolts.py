@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from simclr.config.defaults import default_config
+from simclr.config.schema import default_config
 from simclr.errors import CheckpointError
 from simclr.hub.weights import STEM_NO_MAXPOOL, EncoderWeights
 from simclr.models.encoder import RESNETS

@@ -21,11 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from simclr import checkpoint_file
 from simclr.errors import CheckpointError, OutputError
-from simclr.hub.loading import load_encoder, read_weights
-from simclr.hub.sources import resolve
+from simclr.hub.loading import load_encoder, read_weights, resolve
 from simclr.models.classifier import Classifier, attach_head, build_classifier
+from simclr.runs import checkpoints as checkpoint_file
 
 FORMAT = "simclr-classifier"
 FORMAT_VERSION = "1"
@@ -95,7 +94,7 @@ def load_classifier(source: str | Path) -> Classifier:
     """The whole fine-tuned classifier in `source` (a classifier.ckpt or the directory
     holding it), on the CPU, in eval mode, with `.transform` and `.meta` as
     :func:`simclr.hub.load_encoder` gives an encoder (`.meta["classifier"]`: the info)."""
-    from simclr.config.defaults import merged_config
+    from simclr.config.schema import merged_config
     from simclr.models.head import build_head
 
     path, info = read_classifier_info(source)

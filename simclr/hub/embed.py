@@ -17,8 +17,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from simclr.data.folder import TEST_SPLIT, TRAIN_SPLIT, read_labeled_split
-from simclr.data.image_files import IMAGE_SUFFIXES, folder_files, subfolders
-from simclr.data.images import load_rgb, to_rgb
+from simclr.data.images import IMAGE_SUFFIXES, folder_files, load_rgb, subfolders, to_rgb
 from simclr.errors import ConfigError, DataError
 from simclr.models.inference import encode
 
@@ -127,7 +126,7 @@ def embed(
         encoder: typically from `load_encoder`; its `.transform` is used unless
             `transform` is given.
         source: a folder (its image files, sorted: the suffixes and hidden-file rule
-            of :mod:`simclr.data.image_files`, as for training), one image file, or a
+            of :mod:`simclr.data.images`, as for training), one image file, or a
             list of paths / PIL images. Files are read as for training (EXIF
             orientation applied, 16-bit and float images scaled, the default pixel
             limit; :mod:`simclr.data.images`); PIL images are used as given, in RGB.

@@ -29,8 +29,7 @@ from typing import Any
 
 import torch
 
-from simclr.config.defaults import default_config
-from simclr.config.schema import IMAGENET_MEAN, IMAGENET_STD
+from simclr.config.schema import IMAGENET_MEAN, IMAGENET_STD, default_config
 from simclr.errors import CheckpointError
 from simclr.hub.weights import STEMS, EncoderWeights, _strip_compiled
 from simclr.models.encoder import RESNETS

@@ -1,4 +1,16 @@
-"""`load_encoder`: one call from a run directory, checkpoint or export to a ready encoder."""
+"""Which weights file a source names: a file itself, or the checkpoint inside a run directory.
+
+`load_encoder`: one call from a run directory, checkpoint or export to a ready encoder.
+
+A randomly initialised encoder, ready to use like a loaded one (torch.hub without weights).
+
+`random_encoder("resnet50")` is what `load_encoder` would return for the same
+architecture with untrained weights: eval mode, `.transform` and `.meta`. The
+preprocessing is that of weights trained elsewhere on the same architecture
+(:mod:`simclr.hub.foreign`: torchvision's ImageNet recipe, 32 px for the CIFAR
+stem, a timm model's pretrained config), so swapping in real weights later keeps
+the input pipeline.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +19,39 @@ from typing import Any, Literal, overload
 
 from torch import nn
 
-from simclr import checkpoint_file
 from simclr.errors import CheckpointError
 from simclr.hub.bolts import from_bolts_checkpoint, is_bolts_checkpoint
 from simclr.hub.foreign import TIMM_PREFIX, from_foreign
-from simclr.hub.sources import resolve
 from simclr.hub.weights import (
     FORMAT,
     EncoderWeights,
     from_safetensors,
     from_simclr_checkpoint,
 )
-from simclr.rundir import RunDir
+from simclr.models.encoder import build_resnet, build_timm
+from simclr.runs import checkpoints as checkpoint_file
+from simclr.runs.checkpoints import EXPECTED
+from simclr.runs.rundir import RunDir
+
+
+def resolve(source: str | Path) -> Path:
+    """The weights file a source names: itself, or the checkpoint inside a run directory."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        run = RunDir(path)
+        for candidate in run.weights_preference:
+            if candidate.is_file():
+                return candidate
+        singles = sorted(path.glob("*.ckpt")) + sorted(path.glob("*.safetensors"))
+        if len(singles) == 1:
+            return singles[0]
+        names = " or ".join(str(p.relative_to(path)) for p in run.weights_preference)
+        raise CheckpointError(
+            f"{path}: no {names} inside; expected a simclr-pretrain run directory"
+        )
+    if not path.exists():
+        raise CheckpointError(f"{path}: no such file; expected {EXPECTED}")
+    return path
 
 
 def read_weights(
@@ -93,8 +126,8 @@ def describe(path: Path, weights: EncoderWeights, feature_dim: int) -> dict[str,
 def ready_encoder(encoder: nn.Module, path: Path, weights: EncoderWeights) -> nn.Module:
     """`encoder` as `load_encoder` returns it: in eval mode, with `.transform` (the
     evaluation preprocessing of `weights`' config) and `.meta` (see `describe`)."""
-    from simclr.augment import build_eval_transform
-    from simclr.config.defaults import merged_config
+    from simclr.config.schema import merged_config
+    from simclr.data.views import build_eval_transform
 
     cfg = merged_config(weights.config)
     encoder.transform = build_eval_transform(cfg.augment, int(cfg.data.image_size))  # type: ignore[assignment]
@@ -162,3 +195,21 @@ def load_encoder(
     head = weights.build_head(path, int(getattr(encoder, "feature_dim", 0)))
     head.eval()
     return encoder, head
+
+
+ORIGIN = "random-init"
+
+
+def random_encoder(arch: str, stem: str | None = None) -> nn.Module:
+    """An untrained `arch` encoder (`resnet18` ... `resnet152`, or `timm:<name>`) in eval
+    mode with `.transform` and `.meta` (`meta["origin"] == "random-init"`)."""
+    if arch.startswith(TIMM_PREFIX):
+        model = build_timm(arch[len(TIMM_PREFIX) :])
+    else:
+        stem = stem or "imagenet"
+        model = build_resnet(arch, stem)
+    source = Path(f"{ORIGIN} {arch}")
+    weights = from_foreign(source, model.state_dict(), arch, stem)
+    weights.origin = ORIGIN
+    weights.config["preset"] = ORIGIN
+    return ready_encoder(model, source, weights)

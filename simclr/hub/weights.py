@@ -17,11 +17,10 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from simclr.config.defaults import merged_config
+from simclr.config.schema import merged_config
 from simclr.errors import CheckpointError
-from simclr.models.bolts_head import projection_from_state
 from simclr.models.encoder import build_encoder, build_resnet
-from simclr.models.head import build_head
+from simclr.models.head import build_head, projection_from_state
 
 FORMAT = "simclr-encoder"
 FORMAT_VERSION = "1"

@@ -36,7 +36,7 @@ def encode(
     `device`, by default the model's; the model itself is not moved. An empty
     loader gives a (0, 0) tensor.
 
-    The fast path of training (simclr/hardware.py) is there for feature extraction:
+    The fast path of training (simclr/config/hardware.py) is there for feature extraction:
     `autocast` runs the model under autocast to that dtype (e.g. bfloat16), and
     `channels_last` hands it NHWC images (convolutions then run and return NHWC; the
     weights are not touched). The output is float32 either way.

@@ -16,10 +16,10 @@ from pytorch_lightning.callbacks import Callback, Timer
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from simclr.callbacks.budget import BudgetSchedule, budget_callbacks, projected_total
-from simclr.duration import parse_duration
+from simclr.config.checks import parse_duration
 from simclr.errors import ConfigError
-from simclr.optim import SchedulePlan, build_planned_scheduler, warmup_cosine_factor
+from simclr.training.callbacks.budget import BudgetSchedule, budget_callbacks, projected_total
+from simclr.training.optim import SchedulePlan, build_planned_scheduler, warmup_cosine_factor
 
 BATCHES = 10  # per epoch
 
@@ -228,7 +228,7 @@ def test_resume_continues_the_plan_with_what_is_left_of_the_budget(monkeypatch, 
 def test_warmup_follows_real_steps_per_epoch_with_max_steps(compose_config):
     """trainer.max_steps ends the run before max_epochs: warm-up is still
     warmup_epochs x (batches per epoch), through the real module and Trainer."""
-    from simclr.module import SimCLRModule
+    from simclr.training.module import SimCLRModule
 
     cfg = compose_config(
         "experiment=none",

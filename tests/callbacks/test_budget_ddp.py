@@ -17,7 +17,7 @@ pytestmark = [pytest.mark.distributed, pytest.mark.slow]
 REPORT_HOOK = """
 import os
 from pathlib import Path
-from simclr.module import SimCLRModule
+from simclr.training.module import SimCLRModule
 
 
 def on_train_end(self):

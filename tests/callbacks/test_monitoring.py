@@ -15,11 +15,10 @@ import numpy as np
 import pytest
 import torch
 
-from simclr import monitoring
-from simclr.callbacks.online_knn import OnlineKnn
-from simclr.callbacks.recent import RecentRows
-from simclr.callbacks.representation import RepresentationMonitor
+from simclr.evaluation import health as monitoring
 from simclr.evaluation.knn import knn_predict
+from simclr.training.callbacks.online import OnlineKnn
+from simclr.training.callbacks.representation import RecentRows, RepresentationMonitor
 
 
 def _gaussian(n: int, d: int, seed: int = 0) -> torch.Tensor:
@@ -144,7 +143,7 @@ def test_collapse_warning_fires_once_on_a_constant_embedding(caplog):
     monitor = RepresentationMonitor(max_samples=512)
     healthy = _gaussian(256, 32).float()
     monitor.add(healthy, _gaussian(256, 16, seed=1).float(), _gaussian(256, 16, seed=2).float())
-    with caplog.at_level(logging.WARNING, logger="simclr.callbacks.representation"):
+    with caplog.at_level(logging.WARNING, logger="simclr.training.callbacks.representation"):
         values = monitor.compute(epoch=0)
         assert values is not None and values["collapsed"] == 0.0
         assert not caplog.records

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from simclr.callbacks.online_knn import OnlineKnn
-from simclr.callbacks.representation import RepresentationMonitor
+from simclr.training.callbacks.online import OnlineKnn
+from simclr.training.callbacks.representation import RepresentationMonitor
 from tests.gloo_harness import run_on_gloo_ranks
 
 pytestmark = pytest.mark.distributed

@@ -106,7 +106,7 @@ def test_every_head_version_builds(version, linears):
 
 
 def test_every_optimizer_scaling_and_schedule_builds():
-    from simclr.optim import build_optimizer, build_scheduler, scaled_lr
+    from simclr.training.optim import build_optimizer, build_scheduler, scaled_lr
 
     model = nn.Linear(3, 2)
     for name in OptimName:
@@ -148,7 +148,7 @@ def _leaves(node):
 
 
 def test_module_stores_plain_values_and_keeps_the_typed_config(compose_config):
-    from simclr.module import SimCLRModule
+    from simclr.training.module import SimCLRModule
 
     cfg = compose_config("encoder.arch=resnet18", "head.output_dim=8")
     module = SimCLRModule(cfg)

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from simclr import checkpoint_io
 from simclr.console import pretrain
+from simclr.runs import checkpoints as checkpoint_io
 from tests.cli_harness import assert_one_line_error, run_cli
 from tests.console.test_bad_input import TINY
 

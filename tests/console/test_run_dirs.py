@@ -18,7 +18,7 @@ import pytest
 from simclr.console import evaluate as eval_cli
 from simclr.console import pretrain
 from simclr.console.preflight import free_directory
-from simclr.rundir import RunDir
+from simclr.runs.rundir import RunDir
 from tests.cli_harness import assert_one_line_error, assert_unchanged, run_cli, snapshot, tiny_run
 
 TINY = tiny_run()

@@ -17,7 +17,7 @@ from hydra.core.hydra_config import HydraConfig
 
 from simclr.config import register_configs
 from simclr.errors import ConfigError
-from simclr.launch import check_launcher_supports
+from simclr.training.launch import check_launcher_supports
 from tests.conftest import CONF_DIR
 from tests.test_pretrain_e2e import SCRIPT, TINY
 

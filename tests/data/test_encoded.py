@@ -20,7 +20,6 @@ from omegaconf import OmegaConf
 from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
-from simclr.augment import TwoViews, build_crop_transform
 from simclr.config import validate_config
 from simclr.config.schema import AugmentConfig, RunConfig
 from simclr.data.encoded import (
@@ -34,6 +33,7 @@ from simclr.data.encoded import (
 )
 from simclr.data.folder import ImageFileDataset
 from simclr.data.images import load_rgb
+from simclr.data.views import TwoViews, build_crop_transform
 from simclr.errors import ConfigError, DataError
 
 SIZE = 16
@@ -225,7 +225,7 @@ def test_impossible_gpu_decode_is_one_config_line(overrides, named):
 
 
 def test_check_devices_refuses_gpu_decode_without_cuda(compose_config, monkeypatch):
-    from simclr.training import check_devices
+    from simclr.training.trainer import check_devices
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cfg = compose_config("augment.backend=gpu", "augment.decode=gpu")
@@ -236,7 +236,7 @@ def test_check_devices_refuses_gpu_decode_without_cuda(compose_config, monkeypat
 
 def _fit(cfg, datamodule, steps: int = 2):
 
-    from simclr.module import SimCLRModule
+    from simclr.training.module import SimCLRModule
     from tests.conftest import quiet_trainer
 
     module = SimCLRModule(cfg)

@@ -24,12 +24,10 @@ from simclr.api import compose
 from simclr.config.schema import DataConfig
 from simclr.console import evaluate as eval_cli
 from simclr.console import pretrain
-from simclr.console.home import expand_home
+from simclr.console.preflight import expand_home
 from simclr.data import build_datasets
 from simclr.data.folder import ImageFileDataset
-from simclr.data.image_files import folder_files
-from simclr.data.images import load_rgb
-from simclr.data.screening import screen_images
+from simclr.data.images import folder_files, load_rgb, screen_images
 from simclr.errors import ConfigError, DataError
 from tests.cli_harness import assert_one_line_error, assert_unchanged, run_cli, snapshot
 from tests.conftest import REPO, write_image

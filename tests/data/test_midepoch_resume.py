@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from simclr.data.epochs import EpochShuffleSampler
-from simclr.resume import ResumePoint, _resume_point
+from simclr.training.resume import ResumePoint, _resume_point
 
 
 def _ckpt(

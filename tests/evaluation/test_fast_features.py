@@ -7,8 +7,8 @@ import numpy as np
 import torch
 from torch.utils.data import TensorDataset
 
+from simclr.config.hardware import HardwareChoice
 from simclr.evaluation.features import cached_features
-from simclr.hardware import HardwareChoice
 from simclr.models import build_encoder
 from simclr.models.inference import encode
 

@@ -13,10 +13,10 @@ from PIL import Image
 from sklearn.datasets import load_digits
 from torch.utils.data import DataLoader, Dataset
 
-from simclr.augment import build_eval_transform
 from simclr.config.schema import AugmentConfig, FinetuneConfig
-from simclr.data.digits import ArrayImageDataset
-from simclr.data.transformed import TransformedDataset
+from simclr.data.builtin import ArrayImageDataset
+from simclr.data.splits import TransformedDataset
+from simclr.data.views import build_eval_transform
 from simclr.evaluation.finetune import (
     Classifier,
     discriminative_groups,

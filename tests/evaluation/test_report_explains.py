@@ -10,8 +10,8 @@ import pytest
 from omegaconf import OmegaConf
 
 from simclr.data.splits import DataSplits
-from simclr.evaluation import assemble, plots
-from simclr.evaluation.chance import chance_levels, class_counts
+from simclr.evaluation import pipeline as assemble
+from simclr.evaluation import plots
 from simclr.evaluation.collect import Collected
 from simclr.evaluation.features import FeatureSet
 from simclr.evaluation.report import headline, render_markdown
@@ -25,10 +25,9 @@ from simclr.evaluation.report_schema import (
     report_to_dict,
     validate_report,
 )
-from simclr.evaluation.wording import error_bar_caption, percent
-from simclr.rundir import RunDir
-from simclr.sweep import SweepRow
-from simclr.sweep.plot import sweep_figure
+from simclr.evaluation.sweep import SweepRow, sweep_figure
+from simclr.evaluation.wording import chance_levels, class_counts, error_bar_caption, percent
+from simclr.runs.rundir import RunDir
 
 CLASSES = [str(i) for i in range(10)]
 # 10 classes, train 132 of class 3 and 125 of the others, test 63 of class 3 and 53 of the others.
@@ -331,7 +330,7 @@ def test_sweep_figure_has_a_title_the_baselines_and_chance():
 
 def test_sweep_md_has_the_baselines_and_pretraining_time(tmp_path):
     from simclr.evaluation.report import write_json
-    from simclr.sweep import report_sweep
+    from simclr.evaluation.sweep import report_sweep
 
     for name, lr in (("0", "0.3"), ("1", "0.6")):
         job = tmp_path / name

@@ -25,8 +25,7 @@ from simclr.config import register_configs
 from simclr.console.export import cli
 from simclr.errors import OutputError
 from simclr.hub import export_encoder
-from simclr.hub.export_onnx import OPSET
-from simclr.hub.export_torchscript import TORCHSCRIPT_METADATA
+from simclr.hub.export import OPSET, TORCHSCRIPT_METADATA
 from tests.conftest import CONF_DIR
 from tests.hub_helpers import make_model, save_checkpoint
 
@@ -187,7 +186,7 @@ def test_force_replaces_and_overwrite_is_its_old_name(run, tmp_path):
 
 @pytest.mark.parametrize("suffix", [".onnx", ".pt", ".safetensors"])
 def test_a_failed_export_leaves_no_file(run, tmp_path, monkeypatch, suffix):
-    import simclr.hub.deploy as deploy
+    import simclr.hub.export as deploy
     import simclr.hub.export as export
 
     def half_then_fail(*args: Any, **kwargs: Any) -> None:

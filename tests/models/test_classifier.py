@@ -142,7 +142,7 @@ def _colour_folder(root: Path) -> Path:
 
 def _pretrained_checkpoint(tmp_path: Path, images: Path) -> Path:
     """A checkpoint as simclr-pretrain writes it: random weights, a tiny timm encoder."""
-    from simclr.config.defaults import default_config
+    from simclr.config.schema import default_config
     from simclr.models import build_head
 
     cfg = OmegaConf.merge(
@@ -161,8 +161,8 @@ def _pretrained_checkpoint(tmp_path: Path, images: Path) -> Path:
     encoder = build_encoder(cfg.encoder)
     head = build_head(cfg.head, encoder.feature_dim)
     # A stand-in for pretraining: random weights, BatchNorm statistics of these images.
-    from simclr.augment import build_eval_transform
     from simclr.data.folder import folder_splits
+    from simclr.data.views import build_eval_transform
     from simclr.evaluation.finetune import recalibrate_batchnorm
 
     train = folder_splits(str(images)).train
@@ -178,9 +178,9 @@ def _pretrained_checkpoint(tmp_path: Path, images: Path) -> Path:
 
 
 def test_finetune_checkpoint_writes_a_classifier_that_loads_back(tmp_path):
-    from simclr.finetuning import finetune_checkpoint
     from simclr.hub import export_encoder, load_encoder
     from simclr.hub.classifier import load_classifier
+    from simclr.jobs.finetune import finetune_checkpoint
 
     source = _pretrained_checkpoint(tmp_path, _colour_folder(tmp_path / "images"))
     out = tmp_path / "ft"

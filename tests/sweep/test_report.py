@@ -18,7 +18,7 @@ from simclr.evaluation.report_schema import (
     ResultRow,
     Timing,
 )
-from simclr.sweep import report_sweep
+from simclr.evaluation.sweep import report_sweep
 
 GRID = {  # job -> (lr, temperature, linear@10% mean or None if the run failed)
     "0": ("0.3", "0.1", 0.81),
