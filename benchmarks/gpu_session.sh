@@ -28,7 +28,7 @@ print('torch', torch.__version__, 'torchvision', torchvision.__version__, 'light
 } 2>&1 | tee "$OUT/gpu_env.txt"
 
 timeout 170 "$PY" -m pytest -q -m gpu -p no:cacheprovider -o addopts="" \
-    tests/test_gpu.py tests/test_augment_gpu.py 2>&1 | tee "$OUT/pytest_gpu.log"
+    tests/integration/test_gpu.py tests/unit/data/test_gpu_views.py 2>&1 | tee "$OUT/pytest_gpu.log"
 echo "pytest -m gpu exit: ${PIPESTATUS[0]}" | tee -a "$OUT/pytest_gpu.log"
 
 timeout "${B5_LIMIT:-400}" "$PY" benchmarks/b5_gpu.py --compile "$@" 2>&1 \

@@ -19,8 +19,8 @@ what is left on the CPU. With GPU decoding the work splits differently:
   ``decode_jpeg(list, device="cuda")`` call (nvJPEG), then each image's two crops
   with the same torchvision kernel (``resized_crop``, antialiased bilinear) as the
   CPU path, and flips; out come the uint8 crop batches the GPU view pipeline
-  takes. The decoders differ by rounding only (tests/data/test_encoded.py and, on
-  CUDA, tests/test_gpu_decode.py compare them).
+  takes. The decoders differ by rounding only (tests/unit/data/test_encoded.py and, on
+  CUDA, tests/integration/test_gpu_decode.py compare them).
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ torchvision's: kornia's ``ColorJitter`` implements torchvision's four formulas,
 ``RandomGaussianBlur`` draws one sigma per sample with reflect padding. One
 difference: torchvision shuffles the order of the four jitter steps for every
 image, kornia once per batch; each image's order is still uniformly random.
-tests/test_augment_gpu.py compares the statistics of both pipelines.
+tests/unit/data/test_gpu_views.py compares the statistics of both pipelines.
 """
 
 from __future__ import annotations

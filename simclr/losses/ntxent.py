@@ -16,7 +16,7 @@ all-gather whose backward sums, into each rank's slice, the gradients that every
 rank's loss sends to it; so rank r's parameter gradient is
 sum_s dL_s/dtheta restricted to the path through rank r's projections. DDP then
 averages those over ranks: (1/W) * sum_r sum_s dL_s/dtheta|_r = dL/dtheta, exactly
-the gradient of the single-process loss. (tests/test_loss_distributed.py checks
+the gradient of the single-process loss. (tests/integration/test_ntxent_distributed.py checks
 this with two gloo processes.)
 """
 
