@@ -45,7 +45,7 @@ bench-peers: $(STAMP)
 # The SimCLRv2 recipe table (README, "Semi-supervised") from a pretraining run:
 # make recipe RUN=outputs/<date>/<time> OUT=recipe [ARGS="--seeds 3"] (~1 hour on 2 CPU cores).
 recipe: $(STAMP)
-	$(PY) benchmarks/recipe_table.py $(OUT) --checkpoint $(RUN) $(ARGS)
+	$(PY) -m simclr.jobs.recipe run $(OUT) --checkpoint $(RUN) $(ARGS)
 
 clean:
 	rm -rf outputs multirun lightning_logs .pytest_cache .mypy_cache .ruff_cache

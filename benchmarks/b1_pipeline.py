@@ -15,9 +15,9 @@ from __future__ import annotations
 import argparse
 import os
 
-from bench_data import jpeg_folder
-from common import add_workload_args, fmt, median, spread, write_result
-from workers import ours_case, run_ours
+from harness.bench_data import jpeg_folder
+from harness.common import add_workload_args, fmt, median, spread, write_result
+from harness.workers import ours_case, run_ours
 
 NAME = "b1_pipeline"
 

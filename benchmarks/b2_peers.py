@@ -19,9 +19,9 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from bench_data import jpeg_folder
-from common import (
-    BENCH_DIR,
+from harness.bench_data import jpeg_folder
+from harness.common import (
+    HARNESS_DIR,
     OUR_PYTHON,
     PEER_ARMS,
     PEERS,
@@ -34,20 +34,20 @@ from common import (
     run_worker,
     write_result,
 )
-from workers import ours_case, run_ours, run_peer
+from harness.workers import ours_case, run_ours, run_peer
 
 NAME = "b2_peers"
 FLOAT32 = ["trainer.precision=32-true", "encoder.channels_last=false"]
 
 
 def view_cost(toolkit: str, folder: Path) -> dict[str, Any]:
-    """CPU ms per image of `toolkit`'s decode + two views (views_worker.py, one thread)."""
+    """CPU ms per image of `toolkit`'s decode + two views (harness/views_worker.py, one thread)."""
     python = OUR_PYTHON if toolkit == "ours" else peer_python(toolkit)
     if python is None:
         return {"error": peer_state(toolkit)}
     argv: list[Any] = [
         python,
-        BENCH_DIR / "views_worker.py",
+        HARNESS_DIR / "views_worker.py",
         "--toolkit",
         toolkit,
         "--data",

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import (
-    BENCH_DIR,
+from harness.common import (
+    HARNESS_DIR,
     OUR_PYTHON,
     WORK_DIR,
     fmt,
@@ -28,7 +28,7 @@ from common import (
     run_worker,
     write_result,
 )
-from ntxent_worker import reference_nt_xent
+from harness.ntxent_worker import reference_nt_xent
 
 NAME = "b3_ntxent"
 PEER_IMPLS = {"bolts": "bolts", "lightly": "lightly"}
@@ -50,7 +50,7 @@ def run_impl(impl: str, dtype: str, batches: str, repeats: int, check: str) -> d
     python = OUR_PYTHON if impl in ("ours", "reference") else peer_python(impl)
     if python is None:
         return {"impl": impl, "dtype": dtype, "error": peer_state(impl)}
-    argv: list[Any] = [python, BENCH_DIR / "ntxent_worker.py", "--impl", impl, "--dtype", dtype]
+    argv: list[Any] = [python, HARNESS_DIR / "ntxent_worker.py", "--impl", impl, "--dtype", dtype]
     argv += ["--batches", batches, "--repeats", str(repeats), "--check", check]
     log(f"nt-xent {impl} {dtype}")
     result = run_worker(argv, timeout=1800)

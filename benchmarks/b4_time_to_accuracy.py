@@ -32,8 +32,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from bench_data import digits_folder, labeled_counts
-from common import (
+from harness.bench_data import digits_folder, labeled_counts
+from harness.common import (
     OUR_PYTHON,
     PEER_ARMS,
     command_line,
@@ -42,9 +42,9 @@ from common import (
     peer_version,
     write_result,
 )
+from harness.steptimer import MEMORY_SAMPLING_ENV
+from harness.workers import fresh_dir, run_ours, run_peer
 from omegaconf import OmegaConf
-from steptimer import MEMORY_SAMPLING_ENV
-from workers import fresh_dir, run_ours, run_peer
 
 NAME = "b4_time_to_accuracy"
 CIFAR10_MEAN = [125.3 / 255, 123.0 / 255, 113.9 / 255]

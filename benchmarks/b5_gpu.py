@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 import torch
-from common import WORK_DIR, fmt, log, write_result
+from harness.common import WORK_DIR, fmt, log, write_result
+from harness.steptimer import StepTimer
 from PIL import Image
-from steptimer import StepTimer
 
 NAME = "b5_gpu"
 CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")

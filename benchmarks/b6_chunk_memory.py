@@ -29,8 +29,16 @@ import json
 import sys
 from typing import Any
 
-from common import BENCH_DIR, OUR_PYTHON, REPO, RESULTS_DIR, current_rss_mib, log, run_worker
-from common import write_result as _write_result
+from harness.common import (
+    BENCH_DIR,
+    OUR_PYTHON,
+    REPO,
+    RESULTS_DIR,
+    current_rss_mib,
+    log,
+    run_worker,
+)
+from harness.common import write_result as _write_result
 
 NAME = "b6_chunk_memory"
 
@@ -137,7 +145,7 @@ def main() -> None:
             result = run_worker(argv, timeout=1800, env={"PYTHONPATH": f"{BENCH_DIR}:{REPO}"})
             row[part] = result.get("peak_mib", result.get("error"))
         rows.append(row)
-    from common import machine
+    from harness.common import machine
 
     label = machine()["label"]
     settings = {k: v for k, v in vars(args).items() if k not in ("part", "batch")}

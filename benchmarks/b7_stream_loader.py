@@ -3,7 +3,7 @@
     python benchmarks/b7_stream_loader.py [--images 2048] [--image-size 224] [--workers 4]
         [--batch 256] [--epochs 3] [--rounds 3]
 
-The same generated JPEG folder (benchmarks/bench_data.py) is read two ways, each
+The same generated JPEG folder (benchmarks/harness/bench_data.py) is read two ways, each
 through the loader `simclr-pretrain` builds (SimCLRDataModule.train_dataloader:
 decode, two SimCLR views in the workers, collate): `data=folder` from the files,
 `data=stream` from shards that `simclr-prepare` writes from it once (not timed).
@@ -19,8 +19,8 @@ import shutil
 import time
 from typing import Any
 
-from bench_data import jpeg_folder
-from common import RESULTS_DIR, WORK_DIR, log, median, write_result
+from harness.bench_data import jpeg_folder
+from harness.common import RESULTS_DIR, WORK_DIR, log, median, write_result
 
 
 def _loader(name: str, root: str, args: argparse.Namespace) -> Any:

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from common import BENCH_DIR, fmt, load_results
+from harness.common import BENCH_DIR, fmt, load_results
 
 README = BENCH_DIR / "README.md"
 NOTES = BENCH_DIR.parent / "docs" / "benchmark-notes.md"

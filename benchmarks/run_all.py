@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from common import BENCH_DIR, OUR_PYTHON, REPO, log
+from harness.common import BENCH_DIR, OUR_PYTHON, REPO, log
 
 OURS = ["b1_pipeline", "b3_ntxent", "scaling", "b4_time_to_accuracy"]
 WITH_PEERS = ["b1_pipeline", "b2_peers", "b3_ntxent", "scaling", "b4_time_to_accuracy"]

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench_data import jpeg_folder
-from common import fmt, write_result
-from workers import ours_case, run_ours
+from harness.bench_data import jpeg_folder
+from harness.common import fmt, write_result
+from harness.workers import ours_case, run_ours
 
 NAME = "scaling"
 

@@ -1,6 +1,7 @@
 """Worker (bolts' env): lightning-bolts 0.7 SimCLR on an image folder; prints one JSON line.
 
-    benchmarks/.peers/bolts/bin/python benchmarks/peers/bolts_train.py --data DIR --out DIR
+    PYTHONPATH=benchmarks benchmarks/.peers/bolts/bin/python benchmarks/peers/bolts_train.py \\
+        --data DIR --out DIR
 
 bolts' documented CIFAR-10 recipe (its `cli_main` for dataset=cifar10 and its README
 command): its own ResNet-18 with first_conv=False, maxpool1=False (our CIFAR stem),

@@ -1,6 +1,7 @@
 """Worker (lightly's env): lightly's SimCLR recipe on an image folder; prints one JSON line.
 
-    benchmarks/.peers/lightly/bin/python benchmarks/peers/lightly_train.py --data DIR --out DIR
+    PYTHONPATH=benchmarks benchmarks/.peers/lightly/bin/python benchmarks/peers/lightly_train.py \\
+        --data DIR --out DIR
 
 lightly's documented SimCLR set-up (its SimCLR example and CIFAR-10 benchmark):
 `LightlyDataset` over the folder, `SimCLRTransform(input_size, cj_strength=0.5,

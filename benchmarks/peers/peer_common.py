@@ -1,8 +1,9 @@
 """What the peer training workers share: arguments, an image-file dataset, the Trainer.
 
 Imported by ``bolts_train.py`` (Lightning 1.9, bolts' env) and ``lightly_train.py``
-(Lightning 2, lightly's env); it never imports our toolkit. The worker protocol is
-ours: one JSON line on stdout with the step timer's figures and peak memory.
+(Lightning 2, lightly's env); it never imports our toolkit, only ``harness.steptimer``
+(benchmarks/ is on PYTHONPATH: ``harness.common.run_worker`` puts it there). The worker
+protocol is ours: one JSON line on stdout with the step timer's figures and peak memory.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from typing import Any
 
 import pytorch_lightning as pl
 import torch
+from harness.steptimer import StepTimer, TreeMemorySampler, emit, peak_rss_mib
 from PIL import Image
-from steptimer import StepTimer, TreeMemorySampler, emit, peak_rss_mib
 from torch.utils.data import DataLoader, Dataset
 
 SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")

@@ -1,6 +1,10 @@
 """The SimCLRv2 recipe in one table: probe -> fine-tune (head layer 0, default layer) -> distil.
 
     python -m simclr.jobs.recipe DIR [DIR ...] [--out recipe.md]
+    python -m simclr.jobs.recipe run OUT --checkpoint RUN [...]   # run the steps, then this
+
+The second form (`make recipe`) runs every step of the recipe from one pretraining run
+and ends with the first: see simclr.jobs.recipe_driver.
 
 Reads, under each DIR (recursively), what the commands wrote:
 
@@ -114,8 +118,21 @@ def recipe_table(cells: dict[Cell, dict[int, float]], fractions: Sequence[float]
 
 
 def cli(argv: list[str] | None = None) -> int:
-    """`python -m simclr.jobs.recipe DIR ... [--out FILE]`: print (and write) the recipe table."""
-    parser = argparse.ArgumentParser(prog="simclr-recipe", description=__doc__.splitlines()[0])
+    """`python -m simclr.jobs.recipe DIR ... [--out FILE]`: print (and write) the recipe table.
+
+    `python -m simclr.jobs.recipe run ...` runs the recipe's steps first and ends here
+    (simclr.jobs.recipe_driver); to read a directory named `run`, write `./run`.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:
+        from simclr.jobs.recipe_driver import main
+
+        return main(argv[1:])
+    parser = argparse.ArgumentParser(
+        prog="simclr-recipe",
+        description=__doc__.splitlines()[0],
+        epilog="`python -m simclr.jobs.recipe run --help`: run the recipe's steps, then this.",
+    )
     parser.add_argument("dirs", nargs="+", type=Path, help="run directories to read")
     parser.add_argument("--out", type=Path, help="also write the table to this file")
     parser.add_argument("--fractions", type=float, nargs="*", default=[], help="columns")

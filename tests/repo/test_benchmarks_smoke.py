@@ -18,10 +18,10 @@ from tests.conftest import REPO
 BENCH = REPO / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
-import common  # noqa: E402
 import make_table  # noqa: E402
-from ntxent_worker import reference_nt_xent  # noqa: E402
-from steptimer import StepTimer  # noqa: E402
+from harness import common  # noqa: E402
+from harness.ntxent_worker import reference_nt_xent  # noqa: E402
+from harness.steptimer import StepTimer  # noqa: E402
 
 from simclr.losses.ntxent import nt_xent  # noqa: E402
 
@@ -99,7 +99,7 @@ def test_ntxent_worker_measures_ours_at_a_tiny_size(tmp_path):
     rng = np.random.default_rng(0)
     check = tmp_path / "check.npz"
     np.savez(check, z1=rng.standard_normal((8, 4)), z2=rng.standard_normal((8, 4)))
-    argv = [sys.executable, str(BENCH / "ntxent_worker.py"), "--impl", "ours"]
+    argv = [sys.executable, str(BENCH / "harness" / "ntxent_worker.py"), "--impl", "ours"]
     argv += ["--batches", "16,32", "--dim", "8", "--repeats", "1", "--check", str(check)]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -107,21 +107,3 @@ def test_ntxent_worker_measures_ours_at_a_tiny_size(tmp_path):
     assert [r["batch"] for r in result["rows"]] == [16, 32]
     assert all(r["seconds"] > 0 and "peak_mib" in r for r in result["rows"])
     assert math.isfinite(result["check_value"])
-
-
-def test_recipe_table_passes_overrides_to_the_steps_they_name(tmp_path):
-    """--finetune-set reaches the fine-tuning steps only, --distill-set the student's only."""
-    import recipe_table
-
-    run = tmp_path / "run"
-    run.mkdir()
-    ns = recipe_table.argparse.Namespace(
-        out=tmp_path / "out", checkpoint=run, seeds=2, fractions=[0.01], distill_epochs=1,
-        finetune_set=["eval.finetune.unfrozen_epochs=3"], distill_set=["trainer.max_time=1m"],
-    )  # fmt: skip
-    commands = dict(recipe_table.steps(ns))
-    assert "eval.finetune.unfrozen_epochs=3" in commands["eval"]
-    assert "eval.finetune.unfrozen_epochs=3" in commands["teachers"]
-    assert "eval.finetune.unfrozen_epochs=3" not in commands["distill"]
-    assert "trainer.max_time=1m" in commands["distill"]
-    assert not any("max_time" in c for c in commands["eval"] + commands["teachers"])

@@ -1,7 +1,7 @@
 """Worker: forward+backward time and peak memory of one NT-Xent implementation.
 
-    python benchmarks/ntxent_worker.py --impl ours --dtype float32 --batches 256,1024
-    benchmarks/.peers/bolts/bin/python benchmarks/ntxent_worker.py --impl bolts ...
+    python benchmarks/harness/ntxent_worker.py --impl ours --dtype float32 --batches 256,1024
+    benchmarks/.peers/bolts/bin/python benchmarks/harness/ntxent_worker.py --impl bolts ...
 
 Implementations: `ours` (simclr.losses.ntxent.nt_xent), `reference` (the unfused formula below),
 `bolts` (pl_bolts.losses.self_supervised_learning.nt_xent_loss, fed unit vectors: it

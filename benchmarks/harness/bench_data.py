@@ -11,8 +11,9 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from common import WORK_DIR
 from PIL import Image
+
+from harness.common import WORK_DIR
 
 
 def _complete(root: Path) -> bool:

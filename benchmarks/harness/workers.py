@@ -10,7 +10,16 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from common import BENCH_DIR, OUR_PYTHON, WORK_DIR, log, peer_python, peer_state, run_worker
+from harness.common import (
+    BENCH_DIR,
+    HARNESS_DIR,
+    OUR_PYTHON,
+    WORK_DIR,
+    log,
+    peer_python,
+    peer_state,
+    run_worker,
+)
 
 # The CPU case of B1/B2/scaling: ResNet-18 with the CIFAR stem, a 2-layer 512-512-128
 # head (bolts' and lightly's shape), SimCLR's CIFAR views (s=0.5, no blur).
@@ -58,8 +67,8 @@ def run_ours(
     budget_s: float | None = None,
     timeout: float = 3600,
 ) -> dict[str, Any]:
-    """ours_train.py in `mode` ("pretrain", "model" or "loader")."""
-    argv: list[Any] = [OUR_PYTHON, BENCH_DIR / "ours_train.py", mode, "--out", fresh_dir(name)]
+    """harness/ours_train.py in `mode` ("pretrain", "model" or "loader")."""
+    argv: list[Any] = [OUR_PYTHON, HARNESS_DIR / "ours_train.py", mode, "--out", fresh_dir(name)]
     argv += ["--warmup-steps", warmup, "--steps", steps]
     if budget_s:
         argv += ["--budget-s", budget_s]

@@ -1,7 +1,7 @@
 """Worker: CPU milliseconds per image of one toolkit's view pipeline (decode + two views).
 
-    python benchmarks/views_worker.py --toolkit ours --data DIR
-    benchmarks/.peers/bolts/bin/python benchmarks/views_worker.py --toolkit bolts --data DIR
+    python benchmarks/harness/views_worker.py --toolkit ours --data DIR
+    benchmarks/.peers/bolts/bin/python benchmarks/harness/views_worker.py --toolkit bolts --data DIR
 
 One thread, no DataLoader: the per-image cost each toolkit's loader workers pay, with
 the B2 settings (32 px, crop 0.08-1, flip, jitter s=0.5 p=0.8, grayscale 0.2, no blur).

@@ -1,8 +1,9 @@
 """Worker: time our pretraining, end to end or model only; prints one JSON line.
 
-    python benchmarks/ours_train.py pretrain --out DIR [--budget-s S] -- OVERRIDES...
-    python benchmarks/ours_train.py model --steps N -- OVERRIDES...
-    python benchmarks/ours_train.py loader --steps N -- OVERRIDES...
+    PYTHONPATH=benchmarks python benchmarks/harness/ours_train.py pretrain --out DIR \\
+        [--budget-s S] -- OVERRIDES...
+    PYTHONPATH=benchmarks python benchmarks/harness/ours_train.py model --steps N -- OVERRIDES...
+    PYTHONPATH=benchmarks python benchmarks/harness/ours_train.py loader --steps N -- OVERRIDES...
 
 `pretrain` runs `simclr.jobs.pretrain.pretrain_run(cfg, run)` itself, the code path of
 `simclr-pretrain` (validation, DataModule, module, checkpointing, Trainer), with a
@@ -23,9 +24,10 @@ from typing import Any
 
 import torch
 from hydra import compose, initialize_config_dir
-from steptimer import StepTimer, TreeMemorySampler, emit, peak_rss_mib, tree_cpu_seconds
 
-CONF_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+from harness.steptimer import StepTimer, TreeMemorySampler, emit, peak_rss_mib, tree_cpu_seconds
+
+CONF_DIR = str(Path(__file__).resolve().parents[2] / "conf")
 
 
 def compose_config(overrides: list[str]) -> Any:

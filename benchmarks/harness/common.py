@@ -7,7 +7,7 @@ so all result files share these top-level fields:
     cpu, gpu, versions{package: version}, date, figures{...}, rows[{...}],
     ratios{...}, summary[{benchmark, measure, ratio, goal, context}], notes[...]
 
-``summary`` rows are what ``make_table.py`` puts in the README table (a ratio is
+``summary`` rows are what ``benchmarks/make_table.py`` puts in the README table (a ratio is
 the headline, absolute figures are context). Only the standard library is used
 at import time, so peer-side scripts and GPU scripts can import this file too.
 """
@@ -29,7 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
+HARNESS_DIR = Path(__file__).resolve().parent  # the worker scripts are here
+BENCH_DIR = HARNESS_DIR.parent  # the entry points, results/, .work/, .peers/
 REPO = BENCH_DIR.parent
 RESULTS_DIR = Path(os.environ.get("BENCH_RESULTS", BENCH_DIR / "results"))
 WORK_DIR = Path(os.environ.get("BENCH_WORK", BENCH_DIR / ".work"))
@@ -243,6 +244,7 @@ def run_worker(
     A worker that fails, times out or prints no JSON gives ``{"error": "<one line>"}``
     instead of raising, so one broken peer leaves the other rows standing.
     """
+    # benchmarks/ on the path: the worker imports `harness.<module>` (peers' ones too).
     merged = {**os.environ, "PYTHONPATH": str(BENCH_DIR), **(env or {})}
     try:
         done = subprocess.run(
