@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import OmegaConf, open_dict
 
 from simclr.config.compose import compose_checked
+from simclr.config.schema import RunConfig, as_run_config
 from simclr.console.app import CONF_DIR, CONFIG_NAME
 from simclr.console.preflight import expand_home
 from simclr.runs.rundir import RunDir
@@ -41,7 +42,7 @@ class RunResult:
         return None if self.report is None else self.report["headline"]["mean"]
 
 
-def compose(overrides: Sequence[str] = ()) -> tuple[DictConfig, Path]:
+def compose(overrides: Sequence[str] = ()) -> tuple[RunConfig, Path]:
     """The run config `simclr-pretrain OVERRIDES` would use, and its default run directory.
 
     Raises:
@@ -51,7 +52,7 @@ def compose(overrides: Sequence[str] = ()) -> tuple[DictConfig, Path]:
     run_dir = Path(str(OmegaConf.select(cfg, "hydra.run.dir"))).expanduser()
     with open_dict(cfg):
         cfg.pop("hydra")
-    return cfg, run_dir
+    return as_run_config(cfg), run_dir
 
 
 def _result(run_dir: Path, report_md: Path | None) -> RunResult:

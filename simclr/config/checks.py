@@ -1,4 +1,6 @@
-"""Wall-clock durations as users write them: `20m`, `1h30m`, `90s`, `2d`, `00:01:30:00`.
+"""Value checks of the run config: durations as users write them and every numeric range.
+
+Wall-clock durations as users write them: `20m`, `1h30m`, `90s`, `2d`, `00:01:30:00`.
 
 The predicates range checks are built from: each takes a value and says what is wrong
 with it ("must be > 0"), or None when it is in range.

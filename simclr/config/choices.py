@@ -96,6 +96,8 @@ class EncoderStem(Choice):
 
     imagenet = "imagenet"  # 7x7/2 convolution + max-pool
     cifar = "cifar"  # 3x3/1 convolution, no max-pool
+    # 7x7/2 convolution, no max-pool: lightning-bolts' STL-10 recipe (its checkpoints load).
+    imagenet_nomaxpool = "imagenet_nomaxpool"
 
 
 class HeadVersion(Choice):

@@ -41,6 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from simclr.config.schema import RunConfig
 from simclr.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -178,7 +179,7 @@ def choose_channels_last(
     return False, f"auto: not known to help on {facts.kind}"
 
 
-def choose(cfg: Any, facts: DeviceFacts, convolutional: bool) -> HardwareChoice:
+def choose(cfg: RunConfig, facts: DeviceFacts, convolutional: bool) -> HardwareChoice:
     """Precision and memory format of the run config `cfg` on a device with `facts`.
 
     Reads `cfg.trainer.precision`, `cfg.trainer.deterministic` and
@@ -192,7 +193,7 @@ def choose(cfg: Any, facts: DeviceFacts, convolutional: bool) -> HardwareChoice:
     return HardwareChoice(facts.kind, precision, why_precision, channels_last, why_format)
 
 
-def choose_for(cfg: Any, model: nn.Module, kind: str | None = None) -> HardwareChoice:
+def choose_for(cfg: RunConfig, model: nn.Module, kind: str | None = None) -> HardwareChoice:
     """:func:`choose` with this machine's facts for `model` on device type `kind`
     (default: where `cfg.trainer.accelerator` trains)."""
     facts = device_facts(kind or device_kind(cfg.trainer.accelerator))

@@ -1,4 +1,6 @@
-"""Dataclass schemas for every configuration group.
+"""The run config's schema: one dataclass per group (every default, once), and its typed boundary.
+
+Dataclass schemas for every configuration group.
 
 They are registered in Hydra's ConfigStore (see :mod:`simclr.config.schema`), so
 composition type-checks every value and struct mode rejects unknown keys. The
@@ -18,8 +20,9 @@ wrong type fail at composition, before any data is read.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
@@ -314,15 +317,49 @@ def default_config() -> dict[str, Any]:
     return {str(k): v for k, v in plain.items()}
 
 
-def merged_config(saved: dict[str, Any]) -> DictConfig:
-    """A saved config (e.g. a checkpoint's) over the defaults, as an OmegaConf node.
+def node_of(cfg: object) -> DictConfig:
+    """The OmegaConf node behind a config typed as its schema.
 
-    Keys a newer schema added get their defaults, so old checkpoints stay readable;
-    the node is untyped so that keys an older schema had are kept, not refused.
+    Jobs and builders take the schema types (``RunConfig``, ``DataConfig``, ...):
+    what Hydra composes is a struct-mode DictConfig of that schema, which reads like
+    the dataclass. OmegaConf's own API (select, update, merge) wants the node.
     """
-    merged = OmegaConf.merge(OmegaConf.create(default_config()), OmegaConf.create(saved))
+    if not isinstance(cfg, DictConfig):
+        raise TypeError(f"expected a composed config (DictConfig), got {type(cfg).__name__}")
+    return cfg
+
+
+def as_run_config(node: DictConfig) -> RunConfig:
+    """A composed DictConfig of the schema, typed as such (where Hydra hands one over)."""
+    return cast(RunConfig, node)
+
+
+def _known(saved: Mapping[str, Any], node: DictConfig) -> dict[str, Any]:
+    """`saved` without the keys `node` (a schema node) lacks, recursively."""
+    known: dict[str, Any] = {}
+    for key, value in saved.items():
+        if key not in node:
+            continue  # a key an older schema had
+        child = node._get_node(key)
+        if isinstance(value, Mapping) and isinstance(child, DictConfig) and not child._is_none():
+            known[key] = _known(value, child)
+        else:
+            known[key] = value
+    return known
+
+
+def typed_config(saved: Mapping[str, Any]) -> RunConfig:
+    """A saved config (a checkpoint's plain dict) as a typed RunConfig.
+
+    The one boundary where plain values become typed: laid over the schema's
+    defaults, so keys a newer schema added get their defaults and old checkpoints stay
+    readable; keys an older schema had are dropped; values are converted to their
+    field's type (enum members from their strings) by OmegaConf.
+    """
+    schema = OmegaConf.structured(RunConfig)
+    merged = OmegaConf.merge(schema, _known(saved, schema))
     assert isinstance(merged, DictConfig)
-    return merged
+    return as_run_config(merged)
 
 
 SCHEMA_NAME = "simclr_schema"

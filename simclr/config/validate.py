@@ -1,4 +1,6 @@
-"""Keys that mean something only for some choices: set elsewhere, they are refused.
+"""Validation of a composed run config: ranges, keys that only some choices read, eval.
+
+Keys that mean something only for some choices: set elsewhere, they are refused.
 
 `data.root=DIR` with `data=digits` would otherwise train on digits, silently. A key
 is refused when its value differs from the schema default while the choice it
@@ -31,7 +33,7 @@ import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf import ListConfig, OmegaConf
 
 from simclr.config.checks import (  # noqa: F401  (RANGES, check_value: re-exported for callers)
     HEAD_LAYERS,
@@ -48,7 +50,15 @@ from simclr.config.choices import (
     WandbMode,
 )
 from simclr.config.hardware import check_hardware_config
-from simclr.config.schema import DataConfig, EncoderConfig, OptimConfig, TrainerConfig
+from simclr.config.schema import (
+    DataConfig,
+    EncoderConfig,
+    EvalConfig,
+    OptimConfig,
+    RunConfig,
+    TrainerConfig,
+    node_of,
+)
 from simclr.errors import ConfigError
 
 
@@ -82,12 +92,12 @@ def _default(schema: type, name: str) -> Any:
     return field.default_factory()  # type: ignore[misc,operator]
 
 
-def check_relevant(node: DictConfig, schema: type, key: str) -> None:
+def check_relevant(node: object, schema: type, key: str) -> None:
     """ConfigError for the first key of `node` (a `schema` node at `key`) that has no effect."""
     for owner, name, choice, applies, advice in RULES:
         if owner is not schema:
             continue
-        picked = node.get(choice)
+        picked = getattr(node, choice)
         chosen = (
             f"[{','.join(str(p) for p in picked)}]"
             if isinstance(picked, ListConfig)
@@ -95,7 +105,7 @@ def check_relevant(node: DictConfig, schema: type, key: str) -> None:
         )
         if applies(chosen):
             continue
-        value = node.get(name)
+        value = getattr(node, name)
         plain = list(value) if isinstance(value, ListConfig) else value
         if plain != _default(schema, name):
             raise ConfigError(
@@ -111,10 +121,10 @@ READ_BY = {
 }
 
 
-def check_read_by(cfg: DictConfig, program: str) -> None:
+def check_read_by(cfg: RunConfig, program: str) -> None:
     """ConfigError for a key of :data:`READ_BY` set for `program`, which does not read it."""
     for key, readers in READ_BY.items():
-        value = OmegaConf.select(cfg, key)
+        value = OmegaConf.select(node_of(cfg), key)
         if value is not None and program not in readers:
             raise ConfigError(f"{key}={value} has no effect in {program} (only {readers} read it)")
 
@@ -124,7 +134,7 @@ def check_fractions(fractions: Sequence[float], key: str = "eval.fractions") -> 
     check_value("eval.fractions", fractions, key)
 
 
-def validate_data(cfg: DictConfig, key: str = "data") -> None:
+def validate_data(cfg: DataConfig, key: str = "data") -> None:
     """Check a `data` node (also used for `eval.data`)."""
     check_relevant(cfg, DataConfig, key)
     check_section(cfg, "data", key)
@@ -162,11 +172,11 @@ def gpu_decode_problem(augment: Any, data_name: Any) -> str | None:
     return None
 
 
-def validate_config(cfg: DictConfig) -> None:
+def validate_config(cfg: RunConfig) -> None:
     """Raise :class:`ConfigError` for the first out-of-range value in a run config."""
     validate_data(cfg.data)
     for section in ("augment", "head", "loss", "optim", "online_probe", "monitor", "distill"):
-        check_section(cfg[section], section)
+        check_section(getattr(cfg, section), section)
     check_value("seed", cfg.seed)
     aug = cfg.augment
     if aug.blur_p > 0 and cfg.data.image_size < 2:
@@ -185,7 +195,7 @@ def validate_config(cfg: DictConfig) -> None:
     if enc.arch == EncoderArch.timm:
         _check_timm_name(enc.timm_name)
 
-    chunk = cfg.loss.get("chunk_size") or 0
+    chunk = cfg.loss.chunk_size or 0
     if chunk and cfg.trainer.accumulate_grad_batches > 1:
         raise ConfigError(
             f"loss.chunk_size={chunk} with trainer.accumulate_grad_batches="
@@ -196,7 +206,7 @@ def validate_config(cfg: DictConfig) -> None:
 
     tr = cfg.trainer
     check_section(tr, "trainer")
-    if tr.max_epochs == -1 and tr.max_steps == -1 and tr.get("max_time") is None:
+    if tr.max_epochs == -1 and tr.max_steps == -1 and tr.max_time is None:
         raise ConfigError(
             "trainer.max_epochs=-1 with trainer.max_steps=-1 and no trainer.max_time: "
             "training would never end; set one of them"
@@ -207,7 +217,7 @@ def validate_config(cfg: DictConfig) -> None:
     check_relevant(tr, TrainerConfig, "trainer")
     _check_lightning_names(tr)
     validate_eval(cfg.eval)
-    layer = cfg.eval.finetune.get("from_head_layer")
+    layer = cfg.eval.finetune.from_head_layer
     version = HeadVersion.parse(cfg.head.version, "head.version")
     if layer is not None and layer > HEAD_LAYERS[version] - 1:
         raise ConfigError(
@@ -229,7 +239,7 @@ def _check_timm_name(name: Any) -> None:
         )
 
 
-def _check_lightning_names(tr: DictConfig) -> None:
+def _check_lightning_names(tr: TrainerConfig) -> None:
     """`trainer.accelerator` and `trainer.strategy` against what Lightning registers."""
     from pytorch_lightning.accelerators import AcceleratorRegistry
     from pytorch_lightning.strategies import StrategyRegistry
@@ -278,7 +288,7 @@ def _check_loggers(value: Any) -> None:
 HEADLINE_EVALUATOR, HEADLINE_FRACTION = Evaluator.linear, 0.1
 
 
-def headline_choice(ev: DictConfig) -> tuple[str, float]:
+def headline_choice(ev: EvalConfig) -> tuple[str, float]:
     """The evaluator and label fraction of the report's headline number.
 
     What `eval.headline_*` names, else the linear probe (or the first evaluator) at
@@ -293,7 +303,7 @@ def headline_choice(ev: DictConfig) -> tuple[str, float]:
     return str(evaluator), float(fraction)
 
 
-def validate_eval(ev: DictConfig) -> None:
+def validate_eval(ev: EvalConfig) -> None:
     """Check an `eval` node."""
     check_section(ev, "eval")
     if ev.headline_fraction is not None and ev.headline_fraction not in ev.fractions:

@@ -1,4 +1,6 @@
-"""A quiet console and a full log: what each run shows and what its directory keeps.
+"""The common runner of the console scripts: logging, the error policy, the closing block.
+
+A quiet console and a full log: what each run shows and what its directory keeps.
 
 conf/hydra/job_logging/simclr.yaml sends every record to the run's `pretrain.log`
 (or `eval.log`), and to the console only warnings, errors and the toolkit's own
@@ -31,9 +33,9 @@ from typing import Any, TypeVar
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig
 
 from simclr.config import register_configs
+from simclr.config.schema import RunConfig
 from simclr.console.errors import (
     EXIT_USER_ERROR,
     full_error_wanted,
@@ -72,6 +74,27 @@ class _HideDeprecations(logging.Filter):
         if record.name != "py.warnings":
             return True
         return not any(w in record.getMessage() for w in HIDDEN_WORDS)
+
+
+class StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that writes to whatever ``sys.stderr`` is when a record comes.
+
+    ``logging.StreamHandler(sys.stderr)`` keeps the stream it was given. Hydra
+    configures logging once per job, and a later run in the same process (the Python
+    API, a notebook, a test under pytest's capture) may have replaced sys.stderr and
+    closed the old one: records then fail with "I/O operation on closed file".
+    """
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value: Any) -> None:
+        pass  # always the current sys.stderr
 
 
 def configure_job_logging(verbose: bool) -> None:
@@ -170,7 +193,7 @@ def in_multirun() -> bool:
     return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
-def hydra_job(program: str, cfg: DictConfig, task: Callable[[DictConfig, RunDir], T]) -> T | None:
+def hydra_job(program: str, cfg: RunConfig, task: Callable[[RunConfig, RunDir], T]) -> T | None:
     """Run one Hydra job under the error policy.
 
     A user error is one line on stderr and in the run's `error.txt` (so that
@@ -216,7 +239,7 @@ def run_app(
     program: str,
     app: Callable[[], Any],
     check_job: JobCheck | None = None,
-    default_dir: Callable[[DictConfig], Path | None] | None = None,
+    default_dir: Callable[[RunConfig], Path | None] | None = None,
 ) -> None:
     """Preflight the command line (one-line errors, exit 2), then run the ``@hydra.main`` app.
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
 
 from simclr.config import validate_config
+from simclr.config.schema import RunConfig
 from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
 from simclr.runs.rundir import RunDir
 
@@ -36,9 +36,9 @@ def overridden(overrides: Sequence[str], keys: Sequence[str]) -> bool:
     return False
 
 
-def student_config(cli_cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
+def student_config(cli_cfg: RunConfig, overrides: Sequence[str]) -> RunConfig:
     """The teacher's training config with this command's own groups (and student, data)."""
-    from simclr.config.schema import merged_config
+    from simclr.config.schema import typed_config
     from simclr.evaluation.checkpoint import lay_overrides
     from simclr.hub.classifier import read_classifier_info
     from simclr.jobs.distill import check_distill
@@ -46,24 +46,24 @@ def student_config(cli_cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
 
     check_distill(cli_cfg)
     path, _ = read_classifier_info(str(cli_cfg.distill.teacher))
-    cfg = merged_config(read_checkpoint(path)["hyper_parameters"]["config"])
+    cfg = typed_config(read_checkpoint(path)["hyper_parameters"]["config"])
     for key in OWN_KEYS:
-        cfg[key] = cli_cfg[key]
+        setattr(cfg, key, getattr(cli_cfg, key))
     if overridden(overrides, STUDENT_KEYS):
         cfg.encoder = cli_cfg.encoder
     lay_overrides(cfg, cli_cfg, overrides)  # data.*, augment.* over the teacher's
     cfg.preset = "distill"
-    return cfg  # type: ignore[no-any-return]
+    return cfg
 
 
-def _check(cfg: DictConfig, run: RunDir | None) -> None:
+def _check(cfg: RunConfig, run: RunDir | None) -> None:
     """Before Hydra writes anything: the `distill.*` values (the teacher is read in the job)."""
     from simclr.jobs.distill import check_distill
 
     check_distill(cfg)
 
 
-def run_distill(cfg: DictConfig, overrides: Sequence[str], run_dir: Path) -> Path | None:
+def run_distill(cfg: RunConfig, overrides: Sequence[str], run_dir: Path) -> Path | None:
     """Check everything, then distil; the student's classifier.ckpt (None on ranks > 0)."""
     from simclr.jobs.distill import distill_student
 
@@ -72,14 +72,14 @@ def run_distill(cfg: DictConfig, overrides: Sequence[str], run_dir: Path) -> Pat
     return distill_student(student_cfg, run_dir, command=" ".join([PROGRAM, *overrides]))
 
 
-def _distill(cfg: DictConfig, run: RunDir) -> None:
+def _distill(cfg: RunConfig, run: RunDir) -> None:
     path = run_distill(cfg, list(HydraConfig.get().overrides.task), run.path)
     if path is not None:
         print(f"student: {path}")
 
 
 @hydra.main(config_path=CONF_DIR, config_name=CONFIG_NAME, version_base="1.3")
-def _main(cfg: DictConfig) -> None:
+def _main(cfg: RunConfig) -> None:
     hydra_job(PROGRAM, cfg, _distill)
 
 

@@ -15,15 +15,15 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
 
+from simclr.config.schema import RunConfig
 from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
 from simclr.runs.rundir import RunDir
 
 PROGRAM = "simclr-eval"
 
 
-def _check(cfg: DictConfig, run: RunDir | None) -> None:
+def _check(cfg: RunConfig, run: RunDir | None) -> None:
     """Before Hydra writes anything: a checkpoint, valid eval values, a new output dir."""
     from simclr.console.preflight import check_new_or_empty
     from simclr.evaluation.checkpoint import check_request
@@ -33,7 +33,7 @@ def _check(cfg: DictConfig, run: RunDir | None) -> None:
         check_new_or_empty("hydra.run.dir", run.path, "an evaluation")
 
 
-def _beside_the_run(cfg: DictConfig) -> Path | None:
+def _beside_the_run(cfg: RunConfig) -> Path | None:
     """`<run>/eval/<date>_<time>` when the checkpoint belongs to a writable run directory."""
     from simclr.evaluation.checkpoint import check_request
 
@@ -43,7 +43,7 @@ def _beside_the_run(cfg: DictConfig) -> Path | None:
     return run.evaluations / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 
 
-def _evaluate(cfg: DictConfig, run: RunDir) -> float | None:
+def _evaluate(cfg: RunConfig, run: RunDir) -> float | None:
     from simclr.console.app import final_block
     from simclr.evaluation import headline_metric
     from simclr.evaluation.checkpoint import check_request, evaluate_checkpoint
@@ -54,7 +54,7 @@ def _evaluate(cfg: DictConfig, run: RunDir) -> float | None:
 
 
 @hydra.main(config_path=CONF_DIR, config_name=CONFIG_NAME, version_base="1.3")
-def _main(cfg: DictConfig) -> float | None:
+def _main(cfg: RunConfig) -> float | None:
     return hydra_job(PROGRAM, cfg, _evaluate)
 
 

@@ -14,15 +14,15 @@ import sys
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig
 
+from simclr.config.schema import RunConfig
 from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
 from simclr.runs.rundir import RunDir
 
 PROGRAM = "simclr-finetune"
 
 
-def _check(cfg: DictConfig, run: RunDir | None) -> None:
+def _check(cfg: RunConfig, run: RunDir | None) -> None:
     from simclr.console.preflight import check_new_or_empty
     from simclr.evaluation.checkpoint import check_request
 
@@ -31,7 +31,7 @@ def _check(cfg: DictConfig, run: RunDir | None) -> None:
         check_new_or_empty("hydra.run.dir", run.path, "a fine-tuning run")
 
 
-def _finetune(cfg: DictConfig, run: RunDir) -> float:
+def _finetune(cfg: RunConfig, run: RunDir) -> float:
     from simclr.config.validate import validate_data
     from simclr.evaluation.checkpoint import effective_config
     from simclr.evaluation.collect import eval_data_config
@@ -44,8 +44,8 @@ def _finetune(cfg: DictConfig, run: RunDir) -> float:
     validate_data(eval_data_config(run_cfg), key="eval.data" if cfg.eval.data else "data")
     path = finetune_checkpoint(
         str(cfg.checkpoint),
-        float(cfg.eval.finetune.fraction),
-        int(cfg.seed),
+        cfg.eval.finetune.fraction,
+        cfg.seed,
         run.path,
         cfg=run_cfg,
         command=" ".join([PROGRAM, *overrides]),
@@ -56,7 +56,7 @@ def _finetune(cfg: DictConfig, run: RunDir) -> float:
 
 
 @hydra.main(config_path=CONF_DIR, config_name=CONFIG_NAME, version_base="1.3")
-def _main(cfg: DictConfig) -> float | None:
+def _main(cfg: RunConfig) -> float | None:
     return hydra_job(PROGRAM, cfg, _finetune)
 
 

@@ -1,4 +1,6 @@
-"""`~` in command-line values: expanded to the home directory before Hydra parses them.
+"""Before Hydra runs a command: `~` expanded, every job composed and checked, a run dir claimed.
+
+`~` in command-line values: expanded to the home directory before Hydra parses them.
 
 Hydra's override grammar has no `~` among the characters of an unquoted value
 (hydra/grammar/OverrideLexer.g4, ``UNQUOTED_CHAR``), so ``data.root=~/data/cifar10``
@@ -34,10 +36,11 @@ from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from simclr.config.compose import compose_checked, explain_composition_error
 from simclr.config.resolvers import launched_as_rank_zero
+from simclr.config.schema import RunConfig, as_run_config, node_of
 from simclr.errors import ConfigError, OutputError
 from simclr.runs.rundir import RunDir
 
@@ -130,7 +133,7 @@ def check_output_dir(key: str, directory: str) -> None:
         raise OutputError(f"{key}={directory}: {existing} is not writable")
 
 
-JobCheck = Callable[[DictConfig, RunDir | None], None]
+JobCheck = Callable[[RunConfig, RunDir | None], None]
 
 
 def _given(overrides: Sequence[str], key: str) -> bool:
@@ -169,7 +172,7 @@ def preflight(
     config_dir: str,
     config_name: str,
     check_job: JobCheck | None = None,
-    default_dir: Callable[[DictConfig], Path | None] | None = None,
+    default_dir: Callable[[RunConfig], Path | None] | None = None,
 ) -> list[str]:
     """Check every job `argv` asks for before Hydra writes anything; one-line errors.
 
@@ -190,16 +193,16 @@ def preflight(
         return []  # another search path: Hydra reports its own errors there
     name = args.config_name or config_name
     multirun = bool(args.multirun)
-    cfg: DictConfig | None = None
+    cfg: RunConfig | None = None
     for job in _job_overrides(args.overrides, multirun):
-        cfg = compose_checked(config_dir, name, job)
+        cfg = as_run_config(compose_checked(config_dir, name, job))
         if check_job is not None and not args.cfg:
             check_job(cfg, None)
     if cfg is None or args.cfg or not launched_as_rank_zero():
         # --cfg writes nothing; DDP children run in rank 0's (already checked) directory.
         return []
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    directory = str(OmegaConf.select(cfg, key))
+    directory = str(OmegaConf.select(node_of(cfg), key))
     check_output_dir(key, directory)
     path = Path(directory).expanduser()
     if not _given(args.overrides, key):

@@ -10,8 +10,8 @@ from __future__ import annotations
 import sys
 
 import hydra
-from omegaconf import DictConfig
 
+from simclr.config.schema import RunConfig
 from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
 from simclr.console.errors import EXIT_USER_ERROR, report_error
 from simclr.errors import SimclrError
@@ -20,7 +20,7 @@ from simclr.runs.rundir import RunDir
 PROGRAM = "simclr-pretrain"
 
 
-def _check(cfg: DictConfig, run: RunDir | None) -> None:
+def _check(cfg: RunConfig, run: RunDir | None) -> None:
     """Before Hydra writes anything: the values, and a run directory that is ours to use."""
     from simclr.config import validate_config
     from simclr.config.validate import check_read_by
@@ -34,7 +34,7 @@ def _check(cfg: DictConfig, run: RunDir | None) -> None:
         check_run_dir(run, str(cfg.resume), started=False)
 
 
-def _pretrain(cfg: DictConfig, run: RunDir) -> float | None:
+def _pretrain(cfg: RunConfig, run: RunDir) -> float | None:
     from simclr.config.resolvers import launched_as_rank_zero
     from simclr.console.app import final_block
     from simclr.evaluation import headline_metric
@@ -48,7 +48,7 @@ def _pretrain(cfg: DictConfig, run: RunDir) -> float | None:
 
 
 @hydra.main(config_path=CONF_DIR, config_name=CONFIG_NAME, version_base="1.3")
-def _main(cfg: DictConfig) -> float | None:
+def _main(cfg: RunConfig) -> float | None:
     return hydra_job(PROGRAM, cfg, _pretrain)
 
 

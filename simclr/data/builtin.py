@@ -1,4 +1,6 @@
-"""scikit-learn's handwritten digits, the embedded default data set.
+"""The built-in data sources: scikit-learn's digits (embedded) and torchvision's CIFAR/STL-10.
+
+scikit-learn's handwritten digits, the embedded default data set.
 
 1,797 real 8x8 scans shipped inside scikit-learn (no download). Pixel values
 0..16 become 8-bit grayscale, then RGB; the view and eval transforms upsample

@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
+from simclr.config.schema import AugmentConfig, DataConfig
 from simclr.data import build_datasets
 from simclr.data.encoded import EncodedCollate, EncodedTwoViews, gpu_decode
 from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
@@ -32,8 +33,8 @@ class SimCLRDataModule(pl.LightningDataModule):
 
     def __init__(
         self,
-        data_cfg: Any,
-        augment_cfg: Any,
+        data_cfg: DataConfig,
+        augment_cfg: AugmentConfig,
         splits: DataSplits | None = None,
         *,
         seed: int = 0,

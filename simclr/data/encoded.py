@@ -39,6 +39,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from simclr.config.choices import AugmentBackend, AugmentDecode
+from simclr.config.schema import AugmentConfig
 from simclr.config.validate import ENCODED_SOURCES, gpu_decode_problem
 from simclr.data.images import (
     DEFAULT_MAX_PIXELS,
@@ -55,7 +56,7 @@ _GPU_JPEG_MODES = ("RGB", "L")
 _EXIF_ORIENTATION = 0x0112
 
 
-def gpu_decode(augment_cfg: Any, data_name: Any, device_type: str) -> bool:
+def gpu_decode(augment_cfg: AugmentConfig, data_name: Any, device_type: str) -> bool:
     """Whether pretraining batches are decoded on the device, from `augment.decode`.
 
     ``auto`` is gpu where it can be: ``augment.backend=gpu`` (the views are finished
@@ -131,7 +132,7 @@ class EncodedTwoViews:
     objects, so that a seeded item gets the same crops as on the CPU path.
     """
 
-    def __init__(self, cfg: Any, image_size: int) -> None:
+    def __init__(self, cfg: AugmentConfig, image_size: int) -> None:
         steps = build_crop_transform(cfg, image_size).transforms
         self.crop = next(t for t in steps if isinstance(t, v2.RandomResizedCrop))
         flips = [t for t in steps if isinstance(t, v2.RandomHorizontalFlip)]

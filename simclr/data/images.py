@@ -1,4 +1,6 @@
-"""Which files are images: the one definition the folder reader and `embed` share.
+"""Image files: which files are images, reading them as RGB, and screening them before training.
+
+Which files are images: the one definition the folder reader and `embed` share.
 
 A file below a folder is an image when its suffix names a format we read
 (:data:`IMAGE_SUFFIXES`, any case) and no part of its path below the folder

@@ -1,4 +1,6 @@
-"""The splits every data source provides.
+"""The splits every data source provides, and a transform over `(image, label)` items.
+
+The splits every data source provides.
 
 `TransformedDataset`: a transform applied to the image of `(image, label)` items.
 """

@@ -28,6 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from pytorch_lightning.callbacks import Callback
 from torch.utils.data import Dataset
 
+from simclr.config.schema import DataConfig
 from simclr.data.encoded import read_encoded
 from simclr.data.epochs import derived_seed
 from simclr.data.images import to_rgb
@@ -151,7 +152,7 @@ class ResumableStreamLoader(StreamingDataLoader):
 
 
 def stream_train_loader(
-    data_cfg: Any,
+    data_cfg: DataConfig,
     views: Callable[[Any], Any],
     seed: int,
     collate_fn: Callable[[list[Any]], Any] | None = None,

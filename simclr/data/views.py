@@ -26,13 +26,13 @@ tests/unit/data/test_gpu_views.py compares the statistics of both pipelines.
 
 from __future__ import annotations
 
-from typing import Any
-
 import kornia.augmentation as K
 import torch
 from PIL import Image
 from torch import Tensor, nn
 from torchvision.transforms import v2
+
+from simclr.config.schema import AugmentConfig
 
 
 def blur_kernel_size(image_size: int, fraction: float = 0.1) -> int:
@@ -41,14 +41,14 @@ def blur_kernel_size(image_size: int, fraction: float = 0.1) -> int:
     return k if k % 2 == 1 else k + 1
 
 
-def _to_float_normalised(cfg: Any) -> list[v2.Transform]:
+def _to_float_normalised(cfg: AugmentConfig) -> list[v2.Transform]:
     return [
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(mean=list(cfg.mean), std=list(cfg.std)),
     ]
 
 
-def build_crop_transform(cfg: Any, image_size: int) -> v2.Compose:
+def build_crop_transform(cfg: AugmentConfig, image_size: int) -> v2.Compose:
     """The geometric half of a view: random resized crop and flip, kept in uint8.
 
     With ``augment.backend=gpu`` this is all the data workers do: the crop has to
@@ -70,9 +70,9 @@ def build_crop_transform(cfg: Any, image_size: int) -> v2.Compose:
     return v2.Compose([*steps, v2.ToPureTensor()])
 
 
-def build_photometric_steps(cfg: Any, image_size: int) -> list[v2.Transform]:
+def build_photometric_steps(cfg: AugmentConfig, image_size: int) -> list[v2.Transform]:
     """Colour jitter, grayscale and blur (on CHW images, before normalisation)."""
-    s = float(cfg.jitter_strength)
+    s = cfg.jitter_strength
     steps: list[v2.Transform] = []
     if cfg.jitter_p > 0 and s > 0:
         jitter = v2.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s)
@@ -86,14 +86,14 @@ def build_photometric_steps(cfg: Any, image_size: int) -> list[v2.Transform]:
     return steps
 
 
-def build_view_transform(cfg: Any, image_size: int) -> v2.Compose:
+def build_view_transform(cfg: AugmentConfig, image_size: int) -> v2.Compose:
     """One random SimCLR view: PIL image (or uint8 tensor) -> normalised float tensor."""
     crop = build_crop_transform(cfg, image_size).transforms[:-1]  # stays a tv_tensors.Image
     steps = [*crop, *build_photometric_steps(cfg, image_size)]
     return v2.Compose(steps + _to_float_normalised(cfg))
 
 
-def build_eval_transform(cfg: Any, image_size: int) -> v2.Compose:
+def build_eval_transform(cfg: AugmentConfig, image_size: int) -> v2.Compose:
     """Deterministic evaluation transform: resize, center crop, normalise."""
     resize_to = round(image_size / float(getattr(cfg, "eval_resize_fraction", 1.0)))
     return v2.Compose(
@@ -125,9 +125,9 @@ class GpuViewAugment(nn.Module):
     It has no parameters or buffers, so it adds nothing to checkpoints.
     """
 
-    def __init__(self, cfg: Any, image_size: int) -> None:
+    def __init__(self, cfg: AugmentConfig, image_size: int) -> None:
         super().__init__()
-        s = float(cfg.jitter_strength)
+        s = cfg.jitter_strength
         steps: list[nn.Module] = []
         if cfg.jitter_p > 0 and s > 0:
             steps.append(K.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s, p=cfg.jitter_p))

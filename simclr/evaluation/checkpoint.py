@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
-from simclr.config.schema import merged_config
+from simclr.config.schema import RunConfig, node_of, typed_config
 from simclr.config.validate import validate_data, validate_eval
 from simclr.errors import ConfigError
 from simclr.runs.rundir import RunDir
@@ -33,8 +33,8 @@ def _key(override: str) -> str:
 
 
 def effective_config(
-    cli_cfg: DictConfig, trained: dict[str, Any], overrides: Sequence[str]
-) -> DictConfig:
+    cli_cfg: RunConfig, trained: dict[str, Any], overrides: Sequence[str]
+) -> RunConfig:
     """The checkpoint's config with this command's `eval` and `seed`, and its `data.*` and
     `augment.*` overrides laid on top (nothing else of the command line's defaults).
 
@@ -43,10 +43,10 @@ def effective_config(
     other key would have no effect here (the encoder, head and training come from the
     checkpoint) and is refused.
     """
-    cfg = merged_config(trained)
+    cfg = typed_config(trained)
     for name in COMMAND_KEYS:
-        if name in cli_cfg:
-            cfg[name] = cli_cfg[name]
+        if name in node_of(cli_cfg):
+            setattr(cfg, name, getattr(cli_cfg, name))
     for override in overrides:
         top = _key(override).split(".", 1)[0]
         if top not in (*COMMAND_KEYS, *LAYERED):
@@ -58,7 +58,7 @@ def effective_config(
     return cfg
 
 
-def lay_overrides(cfg: DictConfig, cli_cfg: DictConfig, overrides: Sequence[str]) -> None:
+def lay_overrides(cfg: RunConfig, cli_cfg: RunConfig, overrides: Sequence[str]) -> None:
     """Lay the command line's `data`/`augment` overrides (only those) over `cfg`, in place.
 
     `data=NAME` switches the data set (its name and root) and keeps `cfg`'s image size,
@@ -70,11 +70,13 @@ def lay_overrides(cfg: DictConfig, cli_cfg: DictConfig, overrides: Sequence[str]
             continue
         if key == "data":  # a data set preset: its name and root, the checkpoint's sizes
             cfg.data.name = cli_cfg.data.name
-            cfg.data.root = OmegaConf.select(cli_cfg, "data.root", throw_on_missing=False)
+            cfg.data.root = OmegaConf.select(node_of(cli_cfg), "data.root", throw_on_missing=False)
         elif key == "augment":
             cfg.augment = cli_cfg.augment
         else:
-            OmegaConf.update(cfg, key, OmegaConf.select(cli_cfg, key), merge=False)
+            OmegaConf.update(
+                node_of(cfg), key, OmegaConf.select(node_of(cli_cfg), key), merge=False
+            )
 
 
 def _pretrain_seconds(run: RunDir | None) -> float | None:
@@ -102,7 +104,7 @@ def earlier_data(run: RunDir | None) -> tuple[dict[str, Any], Path] | None:
         return None
 
 
-def check_request(cfg: DictConfig) -> Path:
+def check_request(cfg: RunConfig) -> Path:
     """The weights file `cfg.checkpoint` names, after checking it and `cfg.eval` (one line)."""
     from simclr.hub.loading import resolve
 
@@ -116,7 +118,7 @@ def check_request(cfg: DictConfig) -> Path:
 
 
 def evaluate_checkpoint(
-    cfg: DictConfig, overrides: Sequence[str], out_dir: Path, command: str | None = None
+    cfg: RunConfig, overrides: Sequence[str], out_dir: Path, command: str | None = None
 ) -> Path:
     """Load `cfg.checkpoint`, evaluate it as `cfg.eval` says, write the report into out_dir.
 

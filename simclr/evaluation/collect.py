@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from omegaconf import DictConfig
 from torch import nn
 
 from simclr.config.hardware import HardwareChoice, choose_for
+from simclr.config.schema import DataConfig, RunConfig
 from simclr.data.splits import DataSplits
 from simclr.errors import DataError, OutputError
 from simclr.evaluation.features import FeatureSet, cached_features, representations
@@ -26,7 +26,7 @@ from simclr.models.inference import model_device
 class Collected:
     """The evaluation data and the features of every representation on it."""
 
-    data_cfg: Any  # the `data` node the splits were read with
+    data_cfg: DataConfig  # the `data` node the splits were read with
     splits: DataSplits
     transform: Any  # the eval transform the features were extracted under
     features: dict[str, FeatureSet]  # "simclr" first, then the baselines
@@ -38,9 +38,9 @@ class Collected:
         return int(self.data_cfg.image_size)
 
 
-def eval_data_config(cfg: DictConfig) -> Any:
+def eval_data_config(cfg: RunConfig) -> Any:
     """`cfg.eval.data` when set, else the pretraining data `cfg.data`."""
-    return cfg.eval.data if cfg.eval.get("data") is not None else cfg.data
+    return cfg.eval.data if cfg.eval.data is not None else cfg.data
 
 
 def check_evaluable(splits: DataSplits) -> None:
@@ -58,7 +58,7 @@ def check_evaluable(splits: DataSplits) -> None:
 
 
 def load_eval_data(
-    cfg: DictConfig, earlier_data: tuple[dict[str, Any], Path] | None = None
+    cfg: RunConfig, earlier_data: tuple[dict[str, Any], Path] | None = None
 ) -> DataSplits:
     """The labeled splits of the evaluation data; refused if unlabeled or changed.
 
@@ -91,7 +91,7 @@ def make_report_dir(out_dir: Path) -> None:
 
 def collect_features(
     encoder: nn.Module,
-    cfg: DictConfig,
+    cfg: RunConfig,
     out_dir: Path,
     *,
     checkpoint_path: Path | None = None,
@@ -122,7 +122,7 @@ def collect_features(
             data_cfg,
             transform,
             cache_dir or out_dir / "features",
-            batch_size=int(cfg.eval.batch_size),
+            batch_size=cfg.eval.batch_size,
             device=device,
             hardware=chosen[name],
         )

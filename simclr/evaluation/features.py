@@ -1,4 +1,6 @@
-"""Frozen features of the labeled splits, extracted once and cached on disk.
+"""Frozen features of the labeled splits (cached on disk) and the baselines' representations.
+
+Frozen features of the labeled splits, extracted once and cached on disk.
 
 The cache file name is a hash of what determines the features: the model (a
 checkpoint file's path, size and modification time, or a hash of the weights),
@@ -28,12 +30,12 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from omegaconf import DictConfig
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
 from simclr.config.hardware import HardwareChoice
+from simclr.config.schema import DataConfig, RunConfig
 from simclr.data.splits import TransformedDataset
 from simclr.models.inference import encode
 
@@ -98,7 +100,7 @@ def checkpoint_identity(path: Path) -> str:
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def cache_key(model_id: str, data_cfg: Any, transform: Any, contents: Any = None) -> str:
+def cache_key(model_id: str, data_cfg: DataConfig, transform: Any, contents: Any = None) -> str:
     """Hex digest naming the features of `model_id` on `data_cfg` under `transform`.
 
     `contents` describes what the splits hold (classes, sizes): a folder whose
@@ -163,7 +165,7 @@ def cached_features(
     model_id: str,
     name: str,
     splits: Any,
-    data_cfg: Any,
+    data_cfg: DataConfig,
     transform: Any,
     cache_dir: Path,
     *,
@@ -205,17 +207,17 @@ def cached_features(
     return FeatureSet(train_x, train_y, test_x, test_y)
 
 
-def random_init_encoder(cfg: DictConfig) -> nn.Module:
+def random_init_encoder(cfg: RunConfig) -> nn.Module:
     """The encoder architecture of `cfg`, initialised from `eval.random_init_seed`."""
     from simclr.models import build_encoder
 
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(cfg.eval.random_init_seed))
+        torch.manual_seed(cfg.eval.random_init_seed)
         return build_encoder(cfg.encoder)
 
 
 def representations(
-    encoder: nn.Module, cfg: DictConfig, checkpoint_path: Path | None
+    encoder: nn.Module, cfg: RunConfig, checkpoint_path: Path | None
 ) -> dict[str, tuple[nn.Module, str]]:
     """name -> (model mapping eval images to features, identity for the cache key)."""
     ev = cfg.eval

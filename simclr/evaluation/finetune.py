@@ -33,6 +33,7 @@ from torch.optim.swa_utils import update_bn
 from torch.utils.data import DataLoader, Dataset, Subset
 from torchvision.transforms import v2
 
+from simclr.config.schema import AugmentConfig, FinetuneConfig
 from simclr.data.splits import TransformedDataset
 from simclr.data.views import build_eval_transform
 from simclr.evaluation.probe import Hyper
@@ -166,7 +167,7 @@ def train_phase(
     return float(module.lr)
 
 
-def finetune_transform(augment_cfg: Any, image_size: int) -> v2.Compose:
+def finetune_transform(augment_cfg: AugmentConfig, image_size: int) -> v2.Compose:
     """Crop and flip as in pretraining, no colour distortion: the labels' views."""
     steps: list[v2.Transform] = [
         v2.ToImage(),
@@ -186,9 +187,9 @@ def finetune(
     train_set: Dataset,
     indices: Sequence[int],
     num_classes: int,
-    augment_cfg: Any,
+    augment_cfg: AugmentConfig,
     image_size: int,
-    cfg: Any,
+    cfg: FinetuneConfig,
     seed: int,
     *,
     pretrained: bool = True,
@@ -207,11 +208,11 @@ def finetune(
         encoder = copy.deepcopy(encoder)
         dim = int(getattr(encoder, "feature_dim", 0)) or infer_feature_dim(encoder, image_size)
         head = attached_head(encoder) if pretrained else None
-        layer = resolve_head_layer(cfg.get("from_head_layer"), head) if pretrained else 0
+        layer = resolve_head_layer(cfg.from_head_layer, head) if pretrained else 0
         model = build_classifier(encoder, num_classes, dim, head, layer)
         transform = finetune_transform(augment_cfg, image_size)
         data = TransformedDataset(Subset(train_set, list(indices)), transform)
-        batch = min(int(cfg.batch_size), len(indices))
+        batch = min(cfg.batch_size, len(indices))
         loader = DataLoader(
             data,
             batch_size=batch,
@@ -221,16 +222,16 @@ def finetune(
             num_workers=num_workers,
             persistent_workers=num_workers > 0,  # one pool for every epoch of both phases
         )
-        lr, frozen_epochs = float(cfg.lr), int(cfg.frozen_epochs)
-        phase = partial(train_phase, model, loader, weight_decay=float(cfg.weight_decay))
+        lr, frozen_epochs = cfg.lr, cfg.frozen_epochs
+        phase = partial(train_phase, model, loader, weight_decay=cfg.weight_decay)
         if pretrained:
-            decay = float(cfg.lr_decay_per_stage)
+            decay = cfg.lr_decay_per_stage
             lr = phase(
                 frozen=True, epochs=frozen_epochs, lr=lr, decay=decay, lr_finder=cfg.lr_finder
             )
-            phase(frozen=False, epochs=int(cfg.unfrozen_epochs), lr=lr, decay=decay)
+            phase(frozen=False, epochs=cfg.unfrozen_epochs, lr=lr, decay=decay)
         else:
-            epochs = frozen_epochs + int(cfg.unfrozen_epochs)
+            epochs = frozen_epochs + cfg.unfrozen_epochs
             phase(frozen=False, epochs=epochs, lr=lr, decay=1.0)
         eval_transform = build_eval_transform(augment_cfg, image_size)
         recalibrate_batchnorm(model, train_set, eval_transform, seed, num_workers)

@@ -9,11 +9,11 @@ computed on the GPU when there is one, in chunks of queries.
 from __future__ import annotations
 
 from functools import partial
-from typing import Any
 
 import numpy as np
 import torch
 
+from simclr.config.schema import KnnConfig
 from simclr.evaluation.health import knn_vote
 from simclr.evaluation.probe import FittedProbe, probe_device
 
@@ -38,11 +38,11 @@ def knn_predict(
     return pred.cpu().numpy()
 
 
-def fit_knn(x: np.ndarray, y: np.ndarray, cfg: Any, seed: int) -> FittedProbe:
+def fit_knn(x: np.ndarray, y: np.ndarray, cfg: KnnConfig, seed: int) -> FittedProbe:
     """A kNN classifier over `(x, y)` with `cfg.k` and `cfg.temperature` (seed unused)."""
     del seed  # deterministic given the subset
     num_classes = int(np.max(y)) + 1
-    k, t = int(cfg.k), float(cfg.temperature)
+    k, t = cfg.k, cfg.temperature
     notes = [f"k={len(x)}: the subset has fewer than {k} examples"] if len(x) < k else []
     return FittedProbe(
         predict=lambda q: knn_predict(x, y, q, k, t, num_classes),

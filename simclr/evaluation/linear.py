@@ -20,7 +20,6 @@ Two economies keep the search cheap without changing what it chooses from:
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -29,6 +28,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from simclr.config.schema import LinearProbeConfig
 from simclr.evaluation.probe import FittedProbe, Hyper, min_class_count
 
 # Validation examples in one fold from which that fold alone chooses C.
@@ -76,20 +76,20 @@ def cross_validated_c(
     return best, scores
 
 
-def fit_linear(x: np.ndarray, y: np.ndarray, cfg: Any, seed: int) -> FittedProbe:
+def fit_linear(x: np.ndarray, y: np.ndarray, cfg: LinearProbeConfig, seed: int) -> FittedProbe:
     """Fit the linear probe described by `cfg` (an `eval.linear` node) on `(x, y)`."""
-    folds = min(int(cfg.cv_folds), min_class_count(y))
+    folds = min(cfg.cv_folds, min_class_count(y))
     notes: list[str] = []
     cs = sorted(float(c) for c in cfg.Cs)
     if len(cs) == 1:
         c, used = cs[0], 0
     elif folds >= 2:
-        c, _ = cross_validated_c(x, y, cs, folds, seed, int(cfg.max_iter))
+        c, _ = cross_validated_c(x, y, cs, folds, seed, cfg.max_iter)
         used = folds_used(len(x), folds)
     else:
-        c, used = float(cfg.default_C), 0
+        c, used = cfg.default_C, 0
         notes.append(f"C fixed at {c:g}: a class has 1 labeled example, no CV split exists")
-    model = _fit(x, y, c, int(cfg.max_iter))
+    model = _fit(x, y, c, cfg.max_iter)
     chosen: dict[str, Hyper] = {"C": c, "cv_folds": folds if folds >= 2 else 0}
     if used and used < folds:
         chosen["folds_fitted"] = used

@@ -11,14 +11,13 @@ milliseconds an epoch there, seconds on one CPU thread).
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
+from simclr.config.schema import MlpProbeConfig
 from simclr.evaluation.probe import FittedProbe, probe_device
 
 
@@ -45,17 +44,15 @@ def _new_mlp(in_dim: int, hidden: int, classes: int, seed: int) -> nn.Module:
 def _train(
     x: torch.Tensor,
     y: torch.Tensor,
-    cfg: Any,
+    cfg: MlpProbeConfig,
     classes: int,
     seed: int,
     epochs: int,
     holdout: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> tuple[nn.Module, int]:
     """Train full batch; with `holdout`, stop early and return the best epoch count."""
-    model = _new_mlp(x.shape[1], int(cfg.hidden_dim), classes, seed).to(x.device)
-    opt = torch.optim.AdamW(
-        model.parameters(), lr=float(cfg.lr), weight_decay=float(cfg.weight_decay)
-    )
+    model = _new_mlp(x.shape[1], cfg.hidden_dim, classes, seed).to(x.device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     best_loss, best_epoch = float("inf"), epochs
     for epoch in range(1, epochs + 1):
         model.train()
@@ -69,21 +66,21 @@ def _train(
             loss = float(F.cross_entropy(model(holdout[0]), holdout[1]))
         if loss < best_loss:
             best_loss, best_epoch = loss, epoch
-        elif epoch - best_epoch >= int(cfg.patience):
+        elif epoch - best_epoch >= cfg.patience:
             break
     return model, best_epoch
 
 
-def fit_mlp(x: np.ndarray, y: np.ndarray, cfg: Any, seed: int) -> FittedProbe:
+def fit_mlp(x: np.ndarray, y: np.ndarray, cfg: MlpProbeConfig, seed: int) -> FittedProbe:
     """Fit the MLP probe described by `cfg` (an `eval.mlp` node) on `(x, y)`."""
     classes = int(np.max(y)) + 1
-    epochs, notes = int(cfg.epochs), []
+    epochs, notes = cfg.epochs, []
     device = probe_device()
 
     def tensor(a: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         return torch.as_tensor(a, dtype=dtype, device=device)
 
-    fit_idx, held_idx = holdout_split(y, float(cfg.holdout_fraction), seed)
+    fit_idx, held_idx = holdout_split(y, cfg.holdout_fraction, seed)
     if len(held_idx) > 0:
         scaler = StandardScaler().fit(x[fit_idx])
         xf, xh = tensor(scaler.transform(x[fit_idx])), tensor(scaler.transform(x[held_idx]))

@@ -1,9 +1,8 @@
-"""Step 3 of an evaluation: the report (its rows, setup and timing) and its files.
+"""`evaluate_encoder`: features, probes, baselines, report and figures for one encoder.
 
-`evaluate_encoder`: features, probes, baselines, report and figures for one encoder.
-
-Three steps, one module each: collect the features (`collect`), run the protocol
-on them (`protocol`), assemble and write the report (`assemble`).
+Three steps: collect the features (:mod:`simclr.evaluation.collect`), run the
+protocol on them (:mod:`simclr.evaluation.protocol`), then assemble the report (its
+rows, setup and timing) and write its files, here.
 """
 
 from __future__ import annotations
@@ -17,11 +16,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch import nn
 
 import simclr.evaluation.plots as plots
 import simclr.evaluation.report as report
+from simclr.config.schema import RunConfig
 from simclr.config.validate import headline_choice
 from simclr.evaluation.collect import Collected, collect_features
 from simclr.evaluation.plots import draw_training_curves
@@ -42,7 +42,7 @@ from simclr.runs.rundir import RunDir
 log = logging.getLogger(__name__)
 
 
-def describe_encoder(cfg: DictConfig) -> str:
+def describe_encoder(cfg: RunConfig) -> str:
     """The encoder of `cfg` in a few words, e.g. `resnet18 (cifar stem)`."""
     enc = cfg.encoder
     if enc.arch == "timm":
@@ -51,7 +51,7 @@ def describe_encoder(cfg: DictConfig) -> str:
 
 
 def build_report(
-    cfg: DictConfig,
+    cfg: RunConfig,
     collected: Collected,
     outcome: ProtocolResult,
     timing: Timing,
@@ -72,7 +72,7 @@ def build_report(
         created=dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         command=command or report.command_line(),
         config_hash=hashlib.sha256(OmegaConf.to_yaml(cfg, resolve=True).encode()).hexdigest(),
-        preset=str(cfg.get("preset", "none")),
+        preset=cfg.preset,
         checkpoint=str(checkpoint_path) if checkpoint_path else None,
         encoder=describe_encoder(cfg),
         feature_dim=simclr.dim,
@@ -136,7 +136,7 @@ def write_report(
 
 def evaluate_encoder(
     encoder: nn.Module,
-    cfg: DictConfig,
+    cfg: RunConfig,
     out_dir: Path,
     *,
     checkpoint_path: Path | None = None,

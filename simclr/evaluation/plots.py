@@ -1,4 +1,6 @@
-"""training_curves.png: loss, learning rate, online probe, kNN and RankMe against the step.
+"""The report's figures: label efficiency, the embedding, and the training curves.
+
+training_curves.png: loss, learning rate, online probe, kNN and RankMe against the step.
 
 Read from the run's CSV log (`logs/metrics.csv`, written by Lightning's CSV
 logger, one row per logging call with empty cells for what that call did not

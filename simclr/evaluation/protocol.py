@@ -19,6 +19,7 @@ import numpy as np
 from torch import nn
 from tqdm.auto import tqdm
 
+from simclr.config.schema import AugmentConfig, RunConfig
 from simclr.evaluation.collect import Collected
 from simclr.evaluation.features import FeatureSet, random_init_encoder
 from simclr.evaluation.knn import fit_knn
@@ -167,7 +168,7 @@ def run_finetune(
     train_y: np.ndarray,
     test_y: np.ndarray,
     ev: Any,
-    augment_cfg: Any,
+    augment_cfg: AugmentConfig,
     image_size: int,
     eval_transform: Any,
     num_workers: int = 0,
@@ -210,7 +211,7 @@ def run_finetune(
     return results
 
 
-def run_protocol(encoder: nn.Module, cfg: Any, collected: Collected) -> ProtocolResult:
+def run_protocol(encoder: nn.Module, cfg: RunConfig, collected: Collected) -> ProtocolResult:
     """Step 2 of an evaluation: the feature probes `cfg.eval.evaluators` names on
     every representation's features, then fine-tuning (of the encoder, and of the
     `supervised` baseline when asked) on the same label subsets."""

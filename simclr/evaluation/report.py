@@ -1,4 +1,6 @@
-"""The report's setup rows on how the encoder was trained and its features extracted.
+"""The evaluation report: its rows, its setup lines and report.md.
+
+The report's setup rows on how the encoder was trained and its features extracted.
 
 report.json and report.md: the evaluation's numbers and how they were made.
 

@@ -1,4 +1,6 @@
-"""Chance levels of a labeled evaluation: what guessing scores, for report.md and the figures.
+"""How the report words its numbers: chance levels, and the sentences beside the tables.
+
+Chance levels of a labeled evaluation: what guessing scores, for report.md and the figures.
 
 Two reference points a reader needs beside an accuracy:
 

@@ -94,7 +94,7 @@ def load_classifier(source: str | Path) -> Classifier:
     """The whole fine-tuned classifier in `source` (a classifier.ckpt or the directory
     holding it), on the CPU, in eval mode, with `.transform` and `.meta` as
     :func:`simclr.hub.load_encoder` gives an encoder (`.meta["classifier"]`: the info)."""
-    from simclr.config.schema import merged_config
+    from simclr.config.schema import typed_config
     from simclr.models.head import build_head
 
     path, info = read_classifier_info(source)
@@ -102,7 +102,7 @@ def load_classifier(source: str | Path) -> Classifier:
     meta: dict[str, Any] = dict(encoder.meta)  # type: ignore[arg-type]
     layer = int(info.get("from_head_layer", 0))
     dim = int(meta["feature_dim"])
-    head = build_head(merged_config(meta["config"]).head, dim) if layer else None
+    head = build_head(typed_config(meta["config"]).head, dim) if layer else None
     model = build_classifier(encoder, int(info["num_classes"]), dim, head, layer)
     ckpt = checkpoint_file.read_checkpoint(path)
     state = {k[len(PREFIX) :]: v for k, v in ckpt["state_dict"].items() if k.startswith(PREFIX)}

@@ -1,4 +1,6 @@
-"""Writing an encoder as ONNX with torch's `torch.export`-based exporter.
+"""Exporting an encoder: safetensors, ONNX and TorchScript files with their preprocessing metadata.
+
+Writing an encoder as ONNX with torch's `torch.export`-based exporter.
 
 The legacy TorchScript-based exporter (`dynamo=False`) still works offline in
 torch 2.14 but warns that it will be removed; the `torch.export` one needs the
@@ -53,7 +55,7 @@ from safetensors.torch import save_file
 from torch import nn
 from torchvision.transforms import v2
 
-from simclr.config.schema import merged_config
+from simclr.config.schema import typed_config
 from simclr.errors import OutputError
 from simclr.hub.loading import read_weights
 from simclr.hub.weights import FORMAT, EncoderWeights
@@ -130,8 +132,8 @@ def preprocessing(config: dict[str, Any]) -> dict[str, Any]:
     """The evaluation transform of a training config, as plain numbers."""
     from simclr.data.views import build_eval_transform
 
-    cfg = merged_config(config)
-    size = int(cfg.data.image_size)
+    cfg = typed_config(config)
+    size = cfg.data.image_size
     out: dict[str, Any] = {"image_size": size, "color": "RGB", "layout": "NCHW"}
     for step in build_eval_transform(cfg.augment, size).transforms:
         if isinstance(step, v2.Resize):
@@ -182,7 +184,7 @@ def deployment_metadata(
     source: Path, weights: EncoderWeights, feature_dim: int, kind: str
 ) -> dict[str, Any]:
     """Everything a deployment file carries besides the graph (see the module docstring)."""
-    size = int(merged_config(weights.config).data.image_size)
+    size = int(typed_config(weights.config).data.image_size)
     headline = weights.metrics.get("headline") if isinstance(weights.metrics, dict) else None
     return {
         "format": FORMAT,
@@ -221,7 +223,7 @@ def write_deployable(
     `out` is the final name, for messages."""
     write = _writer(kind, out)
     encoder = weights.build_encoder(source).float().eval()
-    size = int(merged_config(weights.config).data.image_size)
+    size = int(typed_config(weights.config).data.image_size)
     example = torch.randn(EXAMPLE_BATCH, 3, size, size, generator=torch.Generator().manual_seed(0))
     with torch.no_grad():
         feature_dim = int(encoder(example).shape[-1])

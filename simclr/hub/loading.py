@@ -1,4 +1,6 @@
-"""Which weights file a source names: a file itself, or the checkpoint inside a run directory.
+"""`load_encoder`: the weights a source names, as an encoder ready to use (or a random one).
+
+Which weights file a source names: a file itself, or the checkpoint inside a run directory.
 
 `load_encoder`: one call from a run directory, checkpoint or export to a ready encoder.
 
@@ -126,11 +128,11 @@ def describe(path: Path, weights: EncoderWeights, feature_dim: int) -> dict[str,
 def ready_encoder(encoder: nn.Module, path: Path, weights: EncoderWeights) -> nn.Module:
     """`encoder` as `load_encoder` returns it: in eval mode, with `.transform` (the
     evaluation preprocessing of `weights`' config) and `.meta` (see `describe`)."""
-    from simclr.config.schema import merged_config
+    from simclr.config.schema import typed_config
     from simclr.data.views import build_eval_transform
 
-    cfg = merged_config(weights.config)
-    encoder.transform = build_eval_transform(cfg.augment, int(cfg.data.image_size))  # type: ignore[assignment]
+    cfg = typed_config(weights.config)
+    encoder.transform = build_eval_transform(cfg.augment, cfg.data.image_size)  # type: ignore[assignment]
     encoder.meta = describe(path, weights, int(getattr(encoder, "feature_dim", 0)))  # type: ignore[assignment]
     return encoder.eval()
 

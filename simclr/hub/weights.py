@@ -17,16 +17,16 @@ import torch
 from omegaconf import OmegaConf
 from torch import nn
 
-from simclr.config.schema import merged_config
+from simclr.config.choices import EncoderStem
+from simclr.config.schema import typed_config
 from simclr.errors import CheckpointError
 from simclr.models.encoder import build_encoder, build_resnet
 from simclr.models.head import build_head, projection_from_state
 
 FORMAT = "simclr-encoder"
 FORMAT_VERSION = "1"
-# lightning-bolts' STL-10 recipe: the 7x7/2 ImageNet conv but no max-pool. Our
-# `encoder.stem` has no such choice, so only the hub builds it.
-STEM_NO_MAXPOOL = "imagenet_nomaxpool"
+# lightning-bolts' STL-10 recipe: the 7x7/2 ImageNet conv but no max-pool.
+STEM_NO_MAXPOOL = EncoderStem.imagenet_nomaxpool.value
 STEMS = ("imagenet", "cifar", STEM_NO_MAXPOOL)
 
 
@@ -46,12 +46,9 @@ class EncoderWeights:
 
     def build_encoder(self, source: Path) -> nn.Module:
         """The encoder module with these weights loaded (strict)."""
-        cfg = merged_config(self.config)
+        cfg = typed_config(self.config)
         if self.arch == "timm":
             model = build_encoder(cfg.encoder)
-        elif self.stem == STEM_NO_MAXPOOL:
-            model = build_resnet(self.arch, "imagenet")
-            model.maxpool = nn.Identity()
         else:
             model = build_resnet(self.arch, self.stem)
         _load_strict(model, self.encoder_state, source, f"a {self.arch} encoder (stem {self.stem})")
@@ -68,7 +65,7 @@ class EncoderWeights:
         if self.head_kind == "bolts":
             head = projection_from_state(self.head_state)
         else:
-            head = build_head(merged_config(self.config).head, feature_dim)
+            head = build_head(typed_config(self.config).head, feature_dim)
         _load_strict(head, self.head_state, source, f"the {self.head_kind} projection head")
         return head
 
@@ -136,7 +133,7 @@ def from_simclr_checkpoint(path: Path, ckpt: dict[str, Any]) -> EncoderWeights:
         raise CheckpointError(
             f"{path}: no hyper_parameters['config']; expected a simclr checkpoint"
         )
-    config = OmegaConf.to_container(merged_config(saved), resolve=True, enum_to_str=True)
+    config = OmegaConf.to_container(typed_config(saved), resolve=True, enum_to_str=True)
     assert isinstance(config, dict)
     encoder: dict[str, torch.Tensor] = {}
     head: dict[str, torch.Tensor] = {}

@@ -15,18 +15,22 @@ the usual evaluation report of the student encoder unless `eval=none`.
 
 from __future__ import annotations
 
+import copy
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytorch_lightning as pl
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from simclr.config.choices import DistillViews
+from simclr.config.schema import RunConfig, node_of
+from simclr.data.splits import DataSplits
 from simclr.errors import ConfigError, DataError, OutputError
 from simclr.runs.rundir import LAST, RunDir
 
@@ -68,7 +72,7 @@ class RecalibrateAtEnd(pl.Callback):
             recalibrate_batchnorm(encoder, self.images, self.transform, self.seed, self.workers)
 
 
-def check_distill(cfg: DictConfig) -> None:
+def check_distill(cfg: RunConfig) -> None:
     """ConfigError for the first bad `distill.*` value, before anything is read."""
     from simclr.config.validate import check_section
 
@@ -82,12 +86,12 @@ def check_distill(cfg: DictConfig) -> None:
     DistillViews.parse(d.views, "distill.views")
 
 
-def view_transform(cfg: DictConfig) -> Any:
+def view_transform(cfg: RunConfig) -> Any:
     """The training view of `distill.views` (one view: teacher and student share it)."""
     from simclr.data.views import build_eval_transform, build_view_transform
     from simclr.evaluation.finetune import finetune_transform
 
-    size = int(cfg.data.image_size)
+    size = cfg.data.image_size
     if cfg.distill.views == "crop_flip":
         return finetune_transform(cfg.augment, size)
     if cfg.distill.views == "simclr":
@@ -95,72 +99,104 @@ def view_transform(cfg: DictConfig) -> Any:
     return build_eval_transform(cfg.augment, size)
 
 
-def _loader(dataset: Dataset, cfg: DictConfig, shuffle: bool) -> DataLoader:
-    batch = int(cfg.data.batch_size)
-    workers = int(cfg.data.num_workers)
+def _loader(dataset: Dataset, cfg: RunConfig, shuffle: bool) -> DataLoader:
+    batch = cfg.data.batch_size
+    workers = cfg.data.num_workers
     return DataLoader(
         dataset,
         batch_size=batch,
         shuffle=shuffle,
-        drop_last=shuffle and bool(cfg.data.drop_last) and len(dataset) > batch,  # type: ignore[arg-type]
+        drop_last=shuffle and cfg.data.drop_last and len(dataset) > batch,  # type: ignore[arg-type]
         num_workers=workers,
         persistent_workers=workers > 0,
     )
 
 
-def distill_student(cfg: DictConfig, run_dir: Path, command: str | None = None) -> Path | None:
+def distill_student(cfg: RunConfig, run_dir: Path, command: str | None = None) -> Path | None:
     """Train the student `cfg` describes; return its classifier.ckpt (None on ranks > 0).
 
     `cfg` is a full run config: `encoder` is the student, `data`/`augment` must
     be those the teacher was fine-tuned with (the two see the same tensors), and
     `distill.teacher` names the teacher.
     """
-    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
-
-    from simclr.data import build_datasets
-    from simclr.data.views import build_eval_transform
-    from simclr.evaluation.finetune import predict_images
-    from simclr.evaluation.subsets import nested_subsets
-    from simclr.hub.classifier import load_classifier, save_classifier
-    from simclr.jobs.finetune import dataset_labels
-    from simclr.models.classifier import Classifier
+    from simclr.hub.classifier import load_classifier
     from simclr.training.distill_module import DistillModule
     from simclr.training.launch import check_launcher_supports, ddp_job_scope
     from simclr.training.trainer import build_trainer
 
     check_distill(cfg)
-    run_dir = Path(run_dir)
-    run = RunDir(run_dir)
+    run = RunDir(Path(run_dir))
     for done in (run.classifier, run.last_checkpoint):
         if done.exists():
             raise OutputError(f"{done}: already exists; choose another hydra.run.dir")
     teacher = load_classifier(str(cfg.distill.teacher))
-    teacher_meta: dict[str, Any] = getattr(teacher, "meta", {})
-    info: dict[str, Any] = teacher_meta["classifier"]
-    splits = build_datasets(cfg.data)
-    num_classes = int(info["num_classes"])
-    if splits.classes and len(splits.classes) != num_classes:
-        raise DataError(
-            f"{splits.source}: {len(splits.classes)} classes, but the teacher "
-            f"{cfg.distill.teacher} predicts {num_classes}"
-        )
-    labeled: set[int] = set()
-    if float(cfg.distill.labeled_weight) > 0 and splits.train is not None:
-        # The teacher's own label subset, drawn again as simclr-finetune drew it.
-        fraction = float(info["fraction"])
-        subset = nested_subsets(dataset_labels(splits.train), [fraction], int(info["seed"]))
-        labeled = set(subset[fraction].tolist())  # train comes first in pretraining_set()
-    images = MaskedLabels(splits.pretraining_set(), view_transform(cfg), labeled)
-    eval_transform = build_eval_transform(cfg.augment, int(cfg.data.image_size))
-    val = []
-    if splits.test is not None:
-        from simclr.data.datamodule import TransformedDataset
-
-        val = [_loader(TransformedDataset(splits.test, eval_transform), cfg, shuffle=False)]
-
+    data = StudentData.read(cfg, getattr(teacher, "meta", {}))
     started = time.perf_counter()
-    pl.seed_everything(int(cfg.seed), workers=True)
-    module = DistillModule(cfg, num_classes, teacher)
+    pl.seed_everything(cfg.seed, workers=True)
+    module = DistillModule(cfg, data.num_classes, teacher)
+    trainer_cfg = copy.deepcopy(cfg)
+    trainer_cfg.online_probe.enabled = bool(data.val)  # validation on
+    trainer = build_trainer(trainer_cfg, run, _callbacks(cfg, run, data))
+    check_launcher_supports(trainer.world_size)
+    with ddp_job_scope():
+        trainer.fit(
+            module,
+            train_dataloaders=_loader(data.images, cfg, shuffle=True),
+            val_dataloaders=data.val,
+        )
+    if not trainer.is_global_zero:
+        return None
+    return _finish(cfg, run, module, teacher, data, time.perf_counter() - started, command)
+
+
+@dataclass
+class StudentData:
+    """What a student trains and is tested on: every train image, the teacher's labels."""
+
+    splits: DataSplits
+    images: MaskedLabels  # every pretraining image; labels kept only on the teacher's subset
+    eval_transform: Any
+    val: list[DataLoader]  # the test split, for the agreement shown while training
+    num_classes: int
+    teacher_meta: dict[str, Any]
+
+    @classmethod
+    def read(cls, cfg: RunConfig, teacher_meta: dict[str, Any]) -> StudentData:
+        """The data of `cfg`, checked against the teacher (its classes, its label subset)."""
+        from simclr.data import build_datasets
+        from simclr.data.splits import TransformedDataset
+        from simclr.data.views import build_eval_transform
+        from simclr.evaluation.subsets import nested_subsets
+        from simclr.jobs.finetune import dataset_labels
+
+        info: dict[str, Any] = teacher_meta["classifier"]
+        splits = build_datasets(cfg.data)
+        num_classes = int(info["num_classes"])
+        if splits.classes and len(splits.classes) != num_classes:
+            raise DataError(
+                f"{splits.source}: {len(splits.classes)} classes, but the teacher "
+                f"{cfg.distill.teacher} predicts {num_classes}"
+            )
+        labeled: set[int] = set()
+        if cfg.distill.labeled_weight > 0 and splits.train is not None:
+            # The teacher's own label subset, drawn again as simclr-finetune drew it.
+            fraction = float(info["fraction"])
+            subset = nested_subsets(dataset_labels(splits.train), [fraction], int(info["seed"]))
+            labeled = set(subset[fraction].tolist())  # train comes first in pretraining_set()
+        images = MaskedLabels(splits.pretraining_set(), view_transform(cfg), labeled)
+        eval_transform = build_eval_transform(cfg.augment, cfg.data.image_size)
+        val = []
+        if splits.test is not None:
+            test = TransformedDataset(splits.test, eval_transform)
+            val = [_loader(test, cfg, shuffle=False)]
+        return cls(splits, images, eval_transform, val, num_classes, teacher_meta)
+
+
+def _callbacks(cfg: RunConfig, run: RunDir, data: StudentData) -> list[pl.Callback]:
+    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+
+    from simclr.training.callbacks.budget import budget_callbacks
+
     callbacks: list[pl.Callback] = [
         ModelCheckpoint(
             dirpath=str(run.checkpoints),
@@ -172,52 +208,35 @@ def distill_student(cfg: DictConfig, run_dir: Path, command: str | None = None) 
     ]
     if cfg.trainer.logger != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
-    workers = int(cfg.data.num_workers)
-    callbacks.append(
-        RecalibrateAtEnd(splits.pretraining_set(), eval_transform, int(cfg.seed), workers)
-    )
-    trainer_cfg = OmegaConf.merge(cfg, {"online_probe": {"enabled": bool(val)}})  # validation on
-    trainer = build_trainer(trainer_cfg, run, callbacks)
-    check_launcher_supports(trainer.world_size)
-    with ddp_job_scope():
-        trainer.fit(
-            module, train_dataloaders=_loader(images, cfg, shuffle=True), val_dataloaders=val
-        )
-    seconds = time.perf_counter() - started
-    if not trainer.is_global_zero:
-        return None
+    images = data.splits.pretraining_set()
+    callbacks.append(RecalibrateAtEnd(images, data.eval_transform, cfg.seed, cfg.data.num_workers))
+    # trainer.max_time: stop at the budget with the schedule planned to end there, as
+    # pretraining does (DistillModule shares its optimizer set-up and schedule plan).
+    return callbacks + budget_callbacks(cfg)
+
+
+def _finish(
+    cfg: RunConfig,
+    run: RunDir,
+    module: Any,
+    teacher: nn.Module,
+    data: StudentData,
+    seconds: float,
+    command: str | None,
+) -> Path:
+    """The student as a classifier (classifier.ckpt), distill.json/.md, and its evaluation."""
+    from simclr.hub.classifier import save_classifier
+    from simclr.models.classifier import Classifier
 
     head = module.classifier["head"]
     assert isinstance(head, nn.Linear)
-    student = Classifier(module.encoder, num_classes, head.in_features)
+    student = Classifier(module.encoder, data.num_classes, head.in_features)
     student.head.load_state_dict(head.state_dict())
-    result: dict[str, Any] = {
-        "teacher": str(teacher_meta["source"]),
-        "teacher_fraction": info.get("fraction"),
-        "teacher_seed": info.get("seed"),
-        "teacher_from_head_layer": info.get("from_head_layer"),
-        "temperature": float(cfg.distill.temperature),
-        "labeled_weight": float(cfg.distill.labeled_weight),
-        "views": str(cfg.distill.views),
-        "student": str(cfg.encoder.arch if cfg.encoder.arch != "timm" else cfg.encoder.timm_name),
-        "n_images": len(images),
-        "seconds": round(seconds, 1),
-        "command": command or "",
-        "classes": [str(c) for c in splits.classes],
-    }
-    if splits.test is not None:
-        test_y = dataset_labels(splits.test)
-        batch = int(cfg.eval.batch_size)
-        s_pred = predict_images(student, splits.test, eval_transform, batch)
-        t_pred = predict_images(teacher, splits.test, eval_transform, batch)
-        result |= {
-            "test_accuracy": float(np.mean(s_pred == test_y)),
-            "teacher_test_accuracy": float(np.mean(t_pred == test_y)),
-            "test_agreement": float(np.mean(s_pred == t_pred)),
-        }
-    config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    result = _result(cfg, data, len(data.images), seconds, command)
+    result |= _test_accuracies(cfg, student, teacher, data)
+    config = OmegaConf.to_container(node_of(cfg), resolve=True, enum_to_str=True)
     path = save_classifier(student.cpu(), run.classifier, config, result)  # type: ignore[arg-type]
-    write_distill_report(result, run_dir)
+    write_distill_report(result, run.path)
     if cfg.eval.enabled:
         from simclr.evaluation import evaluate_encoder
         from simclr.jobs.pretrain import plain_encoder
@@ -225,11 +244,53 @@ def distill_student(cfg: DictConfig, run_dir: Path, command: str | None = None) 
         evaluate_encoder(
             plain_encoder(module.encoder, cfg),
             cfg,
-            run_dir,
+            run.path,
             checkpoint_path=run.last_checkpoint,
             command=command,
         )
     return path
+
+
+def _result(
+    cfg: RunConfig, data: StudentData, n_images: int, seconds: float, command: str | None
+) -> dict[str, Any]:
+    info: dict[str, Any] = data.teacher_meta["classifier"]
+    encoder = cfg.encoder
+    return {
+        "teacher": str(data.teacher_meta["source"]),
+        "teacher_fraction": info.get("fraction"),
+        "teacher_seed": info.get("seed"),
+        "teacher_from_head_layer": info.get("from_head_layer"),
+        "temperature": cfg.distill.temperature,
+        "labeled_weight": cfg.distill.labeled_weight,
+        "views": str(cfg.distill.views),
+        "student": str(encoder.arch if encoder.arch != "timm" else encoder.timm_name),
+        "n_images": n_images,
+        "seconds": round(seconds, 1),
+        "command": command or "",
+        "classes": [str(c) for c in data.splits.classes],
+    }
+
+
+def _test_accuracies(
+    cfg: RunConfig, student: nn.Module, teacher: nn.Module, data: StudentData
+) -> dict[str, float]:
+    """Student's and teacher's test accuracy and their agreement ({} without a test split)."""
+    from simclr.evaluation.finetune import predict_images
+    from simclr.jobs.finetune import dataset_labels
+
+    test = data.splits.test
+    if test is None:
+        return {}
+    test_y = dataset_labels(test)
+    batch = cfg.eval.batch_size
+    s_pred = predict_images(student, test, data.eval_transform, batch)
+    t_pred = predict_images(teacher, test, data.eval_transform, batch)
+    return {
+        "test_accuracy": float(np.mean(s_pred == test_y)),
+        "teacher_test_accuracy": float(np.mean(t_pred == test_y)),
+        "test_agreement": float(np.mean(s_pred == t_pred)),
+    }
 
 
 def write_distill_report(result: dict[str, Any], out: Path) -> None:

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
+from torch.utils.data import Dataset
 
-from simclr.config.schema import merged_config
+from simclr.config.schema import DataConfig, RunConfig, node_of, typed_config
 from simclr.config.validate import check_value
+from simclr.data.splits import DataSplits
 from simclr.errors import DataError, OutputError
 from simclr.runs.rundir import RunDir
 
@@ -42,22 +45,15 @@ def finetune_checkpoint(
     seed: int,
     out_dir: str | Path,
     *,
-    cfg: DictConfig | None = None,
+    cfg: RunConfig | None = None,
     command: str | None = None,
 ) -> Path:
-    """Fine-tune the encoder in `checkpoint` on `fraction` of the train labels; return
-    the `classifier.ckpt` written into `out_dir` (with finetune.json and finetune.md).
-
-    Args:
-        checkpoint: a simclr-pretrain run directory, .ckpt or .safetensors file.
-        fraction: share of the train split's labels, in (0, 1].
-        seed: picks the label subset (as the protocol does) and the training draws.
-        cfg: the run config to use (`eval.finetune`, the data); default: the
-            checkpoint's training config.
+    """Fine-tune the encoder in `checkpoint` (a run directory, .ckpt or .safetensors) on
+    `fraction` (in (0, 1]) of the train labels, the subset `seed` picks as the protocol
+    does; return the `classifier.ckpt` written into `out_dir` (with finetune.json and
+    finetune.md). `cfg` (`eval.finetune`, the data) defaults to the checkpoint's config.
     """
-    from simclr.data import build_datasets
     from simclr.data.views import build_eval_transform
-    from simclr.evaluation.collect import eval_data_config
     from simclr.evaluation.finetune import finetune, predict_images
     from simclr.evaluation.subsets import nested_subsets
     from simclr.hub.classifier import load_encoder_with_head, save_classifier
@@ -69,46 +65,76 @@ def finetune_checkpoint(
         raise OutputError(f"{out.classifier}: already exists; choose another output directory")
     encoder = load_encoder_with_head(checkpoint)
     meta: dict[str, Any] = encoder.meta  # type: ignore[assignment]
-    run_cfg = cfg if cfg is not None else merged_config(meta["config"])
-    data_cfg = eval_data_config(run_cfg)
-    splits = build_datasets(data_cfg)
-    if splits.train is None or splits.test is None:
-        raise DataError(f"{splits.source}: fine-tuning needs labeled train and test splits")
-    train_y, test_y = dataset_labels(splits.train), dataset_labels(splits.test)
-    indices = nested_subsets(train_y, [float(fraction)], int(seed))[float(fraction)]
-    num_classes = int(max(train_y.max(), test_y.max())) + 1
-    image_size = int(data_cfg.image_size)
+    run_cfg = cfg if cfg is not None else typed_config(meta["config"])
+    data = LabeledData.read(run_cfg)
+    indices = nested_subsets(data.train_y, [float(fraction)], seed)[float(fraction)]
+    image_size = data.config.image_size
     model, chosen = finetune(
         encoder,
-        splits.train,
+        data.train,
         indices.tolist(),
-        num_classes,
+        data.num_classes,
         run_cfg.augment,
         image_size,
         run_cfg.eval.finetune,
-        int(seed),
-        num_workers=int(data_cfg.num_workers),
+        seed,
+        num_workers=data.config.num_workers,
     )
     transform = build_eval_transform(run_cfg.augment, image_size)
-    predicted = predict_images(model, splits.test, transform, int(run_cfg.eval.batch_size))
+    predicted = predict_images(model, data.test, transform, run_cfg.eval.batch_size)
     info = {
         "source": str(meta["source"]),
         "fraction": float(fraction),
         "seed": int(seed),
         "n_labels": len(indices),
-        "test_accuracy": float(np.mean(predicted == test_y)),
-        "classes": [str(c) for c in splits.classes],
-        "data": splits.source or str(data_cfg.name),
+        "test_accuracy": float(np.mean(predicted == data.test_y)),
+        **data.describe(),
         "chosen": {k: v for k, v in chosen.items() if v is not None},
         "seconds": round(time.perf_counter() - started, 1),
         "command": command or "",
     }
     out.path.mkdir(parents=True, exist_ok=True)
-    config = OmegaConf.to_container(run_cfg, resolve=True, enum_to_str=True)
+    config = OmegaConf.to_container(node_of(run_cfg), resolve=True, enum_to_str=True)
     assert isinstance(config, dict)
     path = save_classifier(model.cpu(), out.classifier, config, info)  # type: ignore[arg-type]
     write_report(info, out.path)
     return path
+
+
+@dataclass
+class LabeledData:
+    """The labeled splits a fine-tuning reads, with their labels read once."""
+
+    splits: DataSplits
+    config: DataConfig  # the `data` (or `eval.data`) node they were read with
+    train: Dataset  # splits.train and splits.test, known to be there
+    test: Dataset
+    train_y: np.ndarray
+    test_y: np.ndarray
+
+    def describe(self) -> dict[str, Any]:
+        """The classes and the data's name, for finetune.json."""
+        return {
+            "classes": [str(c) for c in self.splits.classes],
+            "data": self.splits.source or str(self.config.name),
+        }
+
+    @property
+    def num_classes(self) -> int:
+        return int(max(self.train_y.max(), self.test_y.max())) + 1
+
+    @classmethod
+    def read(cls, run_cfg: RunConfig) -> LabeledData:
+        """The evaluation data of `run_cfg`; DataError unless it has train and test labels."""
+        from simclr.data import build_datasets
+        from simclr.evaluation.collect import eval_data_config
+
+        config = eval_data_config(run_cfg)
+        splits = build_datasets(config)
+        if splits.train is None or splits.test is None:
+            raise DataError(f"{splits.source}: fine-tuning needs labeled train and test splits")
+        train, test = splits.train, splits.test
+        return cls(splits, config, train, test, dataset_labels(train), dataset_labels(test))
 
 
 def write_report(info: dict[str, Any], out: Path) -> None:

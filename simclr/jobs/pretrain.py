@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
-from omegaconf import DictConfig
 from torch import nn
 
 from simclr.config import validate_config
 from simclr.config.resolvers import launched_as_rank_zero
+from simclr.config.schema import RunConfig
 from simclr.errors import OutputError
 from simclr.runs.lock import check_not_running, hold
 from simclr.runs.rundir import RunDir
@@ -61,7 +61,7 @@ def check_run_dir(run: RunDir, resume: str, *, started: bool = True) -> Path | N
     return None
 
 
-def pretrain_run(cfg: DictConfig, run: RunDir, command: str | None = None) -> Path | None:
+def pretrain_run(cfg: RunConfig, run: RunDir, command: str | None = None) -> Path | None:
     """Pretrain as `cfg` says into `run`, evaluate unless `eval=none`.
 
     Returns the report.md path on global rank 0 when evaluated, else None. The run
@@ -76,7 +76,7 @@ def pretrain_run(cfg: DictConfig, run: RunDir, command: str | None = None) -> Pa
         return _train_and_evaluate(cfg, run, command)
 
 
-def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Path | None:
+def _train_and_evaluate(cfg: RunConfig, run: RunDir, command: str | None) -> Path | None:
     from simclr.data.datamodule import SimCLRDataModule
     from simclr.evaluation.collect import check_evaluable, load_eval_data
     from simclr.models import feature_dim
@@ -90,24 +90,24 @@ def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Pa
     resume_from = run.last_checkpoint if run.last_checkpoint.exists() else None
     # Read and compare the checkpoint before the data: a mismatch fails in a second.
     start = check_resumable(resume_from, cfg) if resume_from else ResumePoint(0, 0)
-    pl.seed_everything(int(cfg.seed), workers=True)
+    pl.seed_everything(cfg.seed, workers=True)
     module = SimCLRModule(cfg)
-    check_accepts(module.encoder, int(cfg.data.image_size), f"encoder {cfg.encoder.arch}")
+    check_accepts(module.encoder, cfg.data.image_size, f"encoder {cfg.encoder.arch}")
     datamodule = SimCLRDataModule(  # reads the data: fails fast
         cfg.data,
         cfg.augment,
-        seed=int(cfg.seed),
+        seed=cfg.seed,
         start_epoch=start.epoch,
         start_batch=start.batches_done,
     )
     if cfg.eval.enabled:  # what evaluation needs, known before training starts
-        check_evaluable(datamodule.splits if cfg.eval.get("data") is None else load_eval_data(cfg))
+        check_evaluable(datamodule.splits if cfg.eval.data is None else load_eval_data(cfg))
     if cfg.encoder.compile:
         module.encoder.compile()  # in place, so checkpoint keys keep their names
     num_classes = len(datamodule.splits.classes) if datamodule.has_labeled_eval else None
     n_train = len(datamodule.pretrain_set)  # type: ignore[arg-type]
     callbacks = build_callbacks(cfg, run, feature_dim(module.encoder), num_classes, n_train)
-    steps_per_epoch = n_train // int(cfg.data.batch_size)
+    steps_per_epoch = n_train // cfg.data.batch_size
     trainer = build_trainer(cfg, run, callbacks, start.global_step, steps_per_epoch)
     check_launcher_supports(trainer.world_size)
     started = time.perf_counter()
@@ -140,7 +140,7 @@ def _train_and_evaluate(cfg: DictConfig, run: RunDir, command: str | None) -> Pa
     return report
 
 
-def plain_encoder(trained: nn.Module, cfg: DictConfig) -> nn.Module:
+def plain_encoder(trained: nn.Module, cfg: RunConfig) -> nn.Module:
     """A fresh copy of the trained encoder, as `build_encoder` makes it.
 
     Training may have turned its BatchNorms into SyncBatchNorm (which would wait on

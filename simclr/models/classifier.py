@@ -22,6 +22,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from simclr.config.schema import HeadConfig
 from simclr.errors import ConfigError
 from simclr.models.head import ProjectionHead, build_head
 
@@ -128,7 +129,7 @@ def attached_head(encoder: nn.Module) -> nn.Module | None:
     return head if isinstance(head, nn.Module) else None
 
 
-def plain_head(trained: ProjectionHead, head_cfg: Any) -> ProjectionHead:
+def plain_head(trained: ProjectionHead, head_cfg: HeadConfig) -> ProjectionHead:
     """A fresh copy of a trained head, as `build_head` makes it (no SyncBatchNorm)."""
     head = build_head(head_cfg, trained.input_dim)
     head.load_state_dict(trained.state_dict())

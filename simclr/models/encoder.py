@@ -44,6 +44,8 @@ def build_resnet(arch: str, stem: str = "imagenet", zero_init_residual: bool = F
     model = RESNETS[EncoderArch(arch)](weights=None, zero_init_residual=zero_init_residual)
     if stem is EncoderStem.cifar:
         cifar_stem(model)
+    elif stem is EncoderStem.imagenet_nomaxpool:
+        model.maxpool = nn.Identity()  # type: ignore[assignment]
     dim = model.fc.in_features
     model.fc = nn.Identity()  # type: ignore[assignment]
     model.feature_dim = dim  # type: ignore[assignment]

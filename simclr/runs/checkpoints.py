@@ -1,4 +1,6 @@
-"""The permission bits of the files the toolkit writes: what the umask allows.
+"""Checkpoint and weight files: read safely, written atomically, with the umask's permission bits.
+
+The permission bits of the files the toolkit writes: what the umask allows.
 
 A file created with `open()` gets `0o666 & ~umask`; files written through a
 temporary file (`tempfile.mkstemp` makes them 0600, and so does the safetensors

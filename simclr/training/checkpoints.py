@@ -1,4 +1,6 @@
-"""`best.ckpt` without a second full copy of the run on disk.
+"""The checkpoint callbacks: `best.ckpt` without a second copy, and `last.ckpt` at the end.
+
+`best.ckpt` without a second full copy of the run on disk.
 
 The best epoch is usually the last one saved (the monitored metric improves), so
 when best is saved at the step `last.ckpt` was just written, best.ckpt becomes a

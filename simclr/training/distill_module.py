@@ -9,6 +9,7 @@ frozen, in eval mode, not wrapped by DDP and not written into the checkpoints.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import pytorch_lightning as pl
@@ -16,9 +17,10 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from simclr.config.schema import RunConfig, typed_config
 from simclr.losses.distillation import distillation_loss
 from simclr.models import build_encoder, feature_dim
-from simclr.training.optim import build_optimizer, build_scheduler, global_batch_size
+from simclr.training.optim import SchedulePlan, configure_optimization
 
 
 class DistillModule(pl.LightningModule):
@@ -26,7 +28,7 @@ class DistillModule(pl.LightningModule):
 
     def __init__(
         self,
-        config: dict[str, Any] | DictConfig,
+        config: RunConfig | Mapping[str, Any],
         num_classes: int,
         teacher: nn.Module | None = None,
     ) -> None:
@@ -34,11 +36,12 @@ class DistillModule(pl.LightningModule):
         if isinstance(config, DictConfig):
             config = OmegaConf.to_container(config, resolve=True, enum_to_str=True)  # type: ignore[assignment]
         self.save_hyperparameters({"config": config, "num_classes": int(num_classes)})
-        self.cfg = OmegaConf.create(config)
+        self.cfg: RunConfig = typed_config(config)  # type: ignore[arg-type]  # a plain dict now
         self.encoder = build_encoder(self.cfg.encoder)
         # "classifier.head.*": the key layout of a simclr-finetune classifier checkpoint.
         self.classifier = nn.ModuleDict({"head": nn.Linear(feature_dim(self.encoder), num_classes)})
         self._teacher: tuple[nn.Module, ...] = (teacher,) if teacher is not None else ()
+        self.schedule_plan: SchedulePlan | None = None  # set by configure_optimizers
 
     @property
     def teacher(self) -> nn.Module:
@@ -83,24 +86,8 @@ class DistillModule(pl.LightningModule):
         self.log("distill/val_agreement", agreement, prog_bar=True, batch_size=n, sync_dist=True)
 
     def configure_optimizers(self) -> Any:
-        # The pretraining recipe (SimCLRModule.configure_optimizers): lr scaled for the
-        # global batch, warm-up and cosine over the run's steps.
-        trainer = self.trainer
-        batch = global_batch_size(
-            int(self.cfg.data.batch_size),
-            int(trainer.num_devices),
-            int(trainer.num_nodes),
-            int(trainer.accumulate_grad_batches),
-        )
+        # Pretraining's set-up: lr scaled for the global batch, warm-up and cosine over
+        # the steps the Trainer takes, re-planned by a trainer.max_time budget.
         model = nn.ModuleDict({"encoder": self.encoder, "classifier": self.classifier})
-        optimizer = build_optimizer(model, self.cfg.optim, batch)
-        total_steps = int(trainer.estimated_stepping_batches)
-        epochs = max(1, int(trainer.max_epochs or 1))
-        scheduler = build_scheduler(
-            optimizer,
-            self.cfg.optim,
-            max(1, total_steps // epochs),
-            epochs,
-            total_steps=total_steps,
-        )
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        optimization, self.schedule_plan = configure_optimization(self, model, self.cfg)
+        return optimization

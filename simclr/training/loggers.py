@@ -33,6 +33,7 @@ from urllib.parse import urlparse
 
 from pytorch_lightning.loggers import Logger, MLFlowLogger, WandbLogger
 
+from simclr.config.schema import RunConfig
 from simclr.config.validate import logger_names
 from simclr.errors import ConfigError
 from simclr.runs.rundir import RunDir
@@ -70,25 +71,25 @@ def is_file_store(uri: str) -> bool:
     return scheme in ("", "file") or len(scheme) == 1  # a Windows drive letter
 
 
-def _csv(cfg: Any, run_dir: Path, resume_step: int) -> Logger:
+def _csv(cfg: RunConfig, run_dir: Path, resume_step: int) -> Logger:
     return ResumableCSVLogger(
         str(run_dir), keep_before_step=resume_step, name=RunDir(run_dir).logs.name, version=""
     )
 
 
-def _tensorboard(cfg: Any, run_dir: Path, resume_step: int) -> Logger:
+def _tensorboard(cfg: RunConfig, run_dir: Path, resume_step: int) -> Logger:
     from pytorch_lightning.loggers import TensorBoardLogger
 
     return TensorBoardLogger(save_dir=str(run_dir), name=RunDir(run_dir).logs.name, version="")
 
 
-def _mlflow(cfg: Any, run_dir: Path, resume_step: int) -> Logger:
+def _mlflow(cfg: RunConfig, run_dir: Path, resume_step: int) -> Logger:
     uri = cfg.trainer.mlflow_tracking_uri or RunDir(run_dir).mlruns.resolve().as_uri()
     if is_file_store(str(uri)):
         os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     return MLFlowLogger(
-        experiment_name=str(cfg.trainer.mlflow_experiment),
+        experiment_name=cfg.trainer.mlflow_experiment,
         run_name=run_name(run_dir),
         tracking_uri=str(uri),
         tags={"simclr.run_dir": str(run_dir.resolve())},
@@ -96,15 +97,15 @@ def _mlflow(cfg: Any, run_dir: Path, resume_step: int) -> Logger:
     )
 
 
-def _wandb(cfg: Any, run_dir: Path, resume_step: int) -> Logger:
+def _wandb(cfg: RunConfig, run_dir: Path, resume_step: int) -> Logger:
     # `mode` goes to wandb.init; WandbLogger's own `offline=True` would instead set
     # WANDB_MODE for the whole process.
     return WandbLogger(
-        project=str(cfg.trainer.wandb_project),
+        project=cfg.trainer.wandb_project,
         name=run_name(run_dir),
         save_dir=str(run_dir),
         log_model=False,
-        mode=str(cfg.trainer.wandb_mode),
+        mode=cfg.trainer.wandb_mode,
     )
 
 
@@ -116,7 +117,7 @@ BUILDERS: dict[str, Callable[[Any, Path, int], Logger]] = {
 }
 
 
-def make_loggers(cfg: Any, run: RunDir, resume_step: int = 0) -> list[Logger]:
+def make_loggers(cfg: RunConfig, run: RunDir, resume_step: int = 0) -> list[Logger]:
     """The loggers `cfg.trainer.logger` names, in its order ([] for none).
 
     A resumed run keeps the CSV rows logged before `resume_step`; MLflow and W&B

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import copy
 import logging
-import math
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, cast
 
 import pytorch_lightning as pl
 import torch
@@ -17,17 +17,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from simclr.config.choices import AugmentBackend
 from simclr.config.hardware import HardwareChoice, choose_for
-from simclr.config.schema import RunConfig
+from simclr.config.schema import RunConfig, as_run_config, node_of, typed_config
 from simclr.errors import SimclrError
 from simclr.losses.ntxent import NTXentLoss
 from simclr.models import build_encoder, build_head, feature_dim
 from simclr.training.chunked_step import chunked_training_step
-from simclr.training.optim import (
-    SchedulePlan,
-    build_optimizer,
-    build_planned_scheduler,
-    global_batch_size,
-)
+from simclr.training.optim import SchedulePlan, configure_optimization
 
 log = logging.getLogger(__name__)
 
@@ -46,12 +41,15 @@ class SimCLRModule(pl.LightningModule):
             stored in the checkpoint's hyper-parameters under "config".
     """
 
-    def __init__(self, config: DictConfig | dict[str, Any]) -> None:
+    def __init__(self, config: RunConfig | Mapping[str, Any]) -> None:
         super().__init__()
-        # Typed when given typed; a copy, so the caller's later edits do not reach us.
-        cfg = copy.deepcopy(config) if isinstance(config, DictConfig) else OmegaConf.create(config)
-        self.cfg: RunConfig = cfg  # type: ignore[assignment]  # a DictConfig of the schema
-        plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+        # A copy, so the caller's later edits do not reach us; a checkpoint's plain dict
+        # becomes typed here (the one boundary, simclr.config.schema.typed_config).
+        if isinstance(config, DictConfig):
+            self.cfg = as_run_config(copy.deepcopy(config))
+        else:
+            self.cfg = typed_config(cast(Mapping[str, Any], config))
+        plain = OmegaConf.to_container(node_of(self.cfg), resolve=True, enum_to_str=True)
         self.save_hyperparameters({"config": plain})
         self.encoder = build_encoder(self.cfg.encoder)
         self.head = build_head(self.cfg.head, feature_dim(self.encoder))
@@ -68,7 +66,7 @@ class SimCLRModule(pl.LightningModule):
         if getattr(self.cfg.augment, "backend", AugmentBackend.cpu) == AugmentBackend.gpu:
             from simclr.data.views import GpuViewAugment  # kornia: imported only when used
 
-            self.gpu_augment = GpuViewAugment(self.cfg.augment, int(self.cfg.data.image_size))
+            self.gpu_augment = GpuViewAugment(self.cfg.augment, self.cfg.data.image_size)
         # Precision and memory format for where the trainer runs (auto: simclr/config/hardware.py);
         # build_trainer makes the same precision choice from the same config.
         self.hardware: HardwareChoice = choose_for(self.cfg, self.encoder)
@@ -162,29 +160,6 @@ class SimCLRModule(pl.LightningModule):
         return {"features": self.encoder(self._prepare(images)).detach(), "labels": labels}
 
     def configure_optimizers(self) -> Any:
-        trainer = self.trainer
-        batch = global_batch_size(
-            int(self.cfg.data.batch_size),
-            int(trainer.num_devices),
-            int(trainer.num_nodes),
-            int(trainer.accumulate_grad_batches),
-        )
         model = torch.nn.ModuleDict({"encoder": self.encoder, "head": self.head})
-        optimizer = build_optimizer(model, self.cfg.optim, batch)
-        total_steps = int(trainer.estimated_stepping_batches)
-        epochs = int(trainer.max_epochs if trainer.max_epochs is not None else -1)  # -1: no limit
-        # Optimizer steps per epoch from the loader itself: total // max_epochs would be
-        # wrong whenever max_steps (or a time budget) ends the run before max_epochs.
-        if trainer.train_dataloader is None:  # max_epochs=-1: Lightning did not load it
-            trainer.fit_loop.setup_data()
-        batches = float(trainer.num_training_batches)
-        accumulate = int(trainer.accumulate_grad_batches)
-        steps_per_epoch = (
-            max(1, math.ceil(batches / accumulate))
-            if math.isfinite(batches)
-            else max(1, total_steps // max(1, epochs))
-        )
-        scheduler, self.schedule_plan = build_planned_scheduler(
-            optimizer, self.cfg.optim, steps_per_epoch, epochs, total_steps=total_steps
-        )
-        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+        optimization, self.schedule_plan = configure_optimization(self, model, self.cfg)
+        return optimization

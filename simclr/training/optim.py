@@ -1,4 +1,4 @@
-"""Optimizer, learning-rate scaling and warm-up + cosine schedule for pretraining.
+"""Optimizer, learning-rate scaling and warm-up + cosine schedule: one set-up for every module.
 
 LARS comes from timm (``timm.optim.Lars``). SimCLR keeps BatchNorm parameters and
 biases out of both the weight decay and the LARS trust-ratio scaling; timm's Lars
@@ -20,13 +20,14 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import pytorch_lightning as pl
 import torch
 from timm.optim import Lars, param_groups_weight_decay
 from torch import nn
 from torch.optim.lr_scheduler import LambdaLR
 
 from simclr.config.choices import LrScaling, OptimName, Schedule
-from simclr.config.schema import OptimConfig
+from simclr.config.schema import OptimConfig, RunConfig
 from simclr.config.validate import check_value
 from simclr.errors import ConfigError
 
@@ -99,8 +100,8 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, global_batch: int) -> to
     The learning rate is ``cfg.lr`` scaled for ``global_batch`` by ``cfg.lr_scaling``.
     """
     name = OptimName.parse(cfg.name, "optim.name")
-    lr = scaled_lr(float(cfg.lr), global_batch, cfg.lr_scaling)
-    groups = parameter_groups(model, float(cfg.weight_decay), bool(cfg.exclude_bn_bias))
+    lr = scaled_lr(cfg.lr, global_batch, cfg.lr_scaling)
+    groups = parameter_groups(model, cfg.weight_decay, cfg.exclude_bn_bias)
     if name is OptimName.lars:
         for group in groups:
             # timm adapts a group when weight_decay != 0 or always_adapt; we decide
@@ -109,11 +110,11 @@ def build_optimizer(model: nn.Module, cfg: OptimConfig, global_batch: int) -> to
         return Lars(
             groups,
             lr=lr,
-            momentum=float(cfg.momentum),
-            trust_coeff=float(cfg.trust_coefficient),
+            momentum=cfg.momentum,
+            trust_coeff=cfg.trust_coefficient,
         )
     if name is OptimName.sgd:
-        return torch.optim.SGD(groups, lr=lr, momentum=float(cfg.momentum))
+        return torch.optim.SGD(groups, lr=lr, momentum=cfg.momentum)
     b1, b2 = (float(b) for b in cfg.betas)
     return torch.optim.AdamW(groups, lr=lr, betas=(b1, b2))
 
@@ -194,7 +195,7 @@ def build_scheduler(
 
 def build_planned_scheduler(
     optimizer: torch.optim.Optimizer,
-    cfg: Any,
+    cfg: OptimConfig,
     steps_per_epoch: int,
     max_epochs: int,
     total_steps: int | None = None,
@@ -210,13 +211,13 @@ def build_planned_scheduler(
             f"({steps_per_epoch} steps per epoch x {max_epochs} epochs)"
         )
     warmup = min(round(cfg.warmup_epochs * steps_per_epoch), total - 1)
-    share = float(cfg.warmup_epochs) / max_epochs if max_epochs >= 1 else DEFAULT_WARMUP_SHARE
-    plan = SchedulePlan(total, warmup, steps_per_epoch, float(cfg.warmup_epochs), min(share, 1.0))
+    share = cfg.warmup_epochs / max_epochs if max_epochs >= 1 else DEFAULT_WARMUP_SHARE
+    plan = SchedulePlan(total, warmup, steps_per_epoch, cfg.warmup_epochs, min(share, 1.0))
     factor = functools.partial(
         planned_factor,
         plan=plan,
         schedule=str(cfg.schedule),
-        final_fraction=float(cfg.final_lr_fraction),
+        final_fraction=cfg.final_lr_fraction,
     )
     # partial, not a lambda or a callable object: LambdaLR saves (and on resume
     # restores) the __dict__ of callable objects, which would pin a resumed run to the
@@ -224,3 +225,61 @@ def build_planned_scheduler(
     # always wins, and a budget's re-planned length is restored by its callback instead.
     scheduler = LambdaLR(optimizer, lr_lambda=factor)
     return {"scheduler": scheduler, "interval": "step", "frequency": 1}, plan
+
+
+def optimizer_steps_per_epoch(batches_per_epoch: float, accumulate: int, fallback: int) -> int:
+    """Optimizer steps in one epoch: the loader's batches over gradient accumulation.
+
+    The one rule every module's schedule and the trainer's logging interval use.
+    `fallback` stands in where the loader has no length (a streaming data set).
+    """
+    if not math.isfinite(batches_per_epoch):
+        return max(1, fallback)
+    return max(1, math.ceil(batches_per_epoch / max(1, accumulate)))
+
+
+def trainer_steps_per_epoch(trainer: pl.Trainer) -> int:
+    """:func:`optimizer_steps_per_epoch` of a Trainer about to fit (its loader is set up).
+
+    Taken from the loader itself: ``total // max_epochs`` would be wrong whenever
+    max_steps (or a time budget) ends the run before max_epochs.
+    """
+    if trainer.train_dataloader is None:  # max_epochs=-1: Lightning did not load it yet
+        trainer.fit_loop.setup_data()
+    total = int(trainer.estimated_stepping_batches)
+    epochs = trainer.max_epochs if trainer.max_epochs is not None else -1
+    return optimizer_steps_per_epoch(
+        float(trainer.num_training_batches),
+        int(trainer.accumulate_grad_batches),
+        fallback=total // max(1, epochs),
+    )
+
+
+def configure_optimization(
+    module: pl.LightningModule, trained: nn.Module, cfg: RunConfig
+) -> tuple[dict[str, Any], SchedulePlan]:
+    """The optimizer and per-step schedule of every module trained with the run's `optim`.
+
+    The learning rate is scaled for the global batch (devices x nodes x accumulation),
+    the schedule spans the steps the Trainer will take (``max_epochs``, ``max_steps``),
+    and the returned :class:`SchedulePlan` is what a ``trainer.max_time`` budget
+    re-plans (:class:`~simclr.training.callbacks.budget.BudgetSchedule` finds it as
+    ``module.schedule_plan``). Returns Lightning's ``configure_optimizers`` dict.
+    """
+    trainer = module.trainer
+    batch = global_batch_size(
+        cfg.data.batch_size,
+        int(trainer.num_devices),
+        int(trainer.num_nodes),
+        int(trainer.accumulate_grad_batches),
+    )
+    optimizer = build_optimizer(trained, cfg.optim, batch)
+    epochs = trainer.max_epochs if trainer.max_epochs is not None else -1  # -1: no limit
+    scheduler, plan = build_planned_scheduler(
+        optimizer,
+        cfg.optim,
+        trainer_steps_per_epoch(trainer),
+        epochs,
+        total_steps=int(trainer.estimated_stepping_batches),
+    )
+    return {"optimizer": optimizer, "lr_scheduler": scheduler}, plan

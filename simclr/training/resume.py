@@ -31,6 +31,7 @@ from pytorch_lightning.callbacks import Callback
 from pytorch_lightning.loggers import CSVLogger
 from pytorch_lightning.loggers.csv_logs import ExperimentWriter
 
+from simclr.config.schema import RunConfig
 from simclr.data.epochs import reseed_globals
 from simclr.errors import CheckpointError
 from simclr.runs.rundir import CHECKPOINT_SUFFIX, LAST
@@ -124,7 +125,7 @@ def _resume_point(ckpt: dict[str, Any]) -> ResumePoint:
     return ResumePoint(epoch + 1, step)
 
 
-def check_resumable(path: Path, cfg: DictConfig) -> ResumePoint:
+def check_resumable(path: Path, cfg: RunConfig) -> ResumePoint:
     """Validate `path` for resuming the run `cfg` describes; return where it resumes.
 
     Raises:

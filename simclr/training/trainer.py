@@ -1,4 +1,6 @@
-"""The representation monitors a run's `monitor` config asks for.
+"""Lightning's Trainer for a run: its arguments, loggers, callbacks and representation monitors.
+
+The representation monitors a run's `monitor` config asks for.
 
 Building Lightning's Trainer, loggers and callbacks from the run config.
 """
@@ -13,6 +15,7 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelChec
 from pytorch_lightning.loggers import Logger
 
 from simclr.config.hardware import choose_precision, device_facts, device_kind
+from simclr.config.schema import RunConfig
 from simclr.config.validate import check_section, logger_names
 from simclr.errors import ConfigError
 from simclr.runs.checkpoints import AtomicCheckpointIO
@@ -28,16 +31,16 @@ from simclr.training.preemption import PreemptionCheckpoint
 from simclr.training.resume import EpochSeeding
 
 
-def knn_monitor_enabled(cfg: Any, num_classes: int | None = None) -> bool:
+def knn_monitor_enabled(cfg: RunConfig, num_classes: int | None = None) -> bool:
     """Whether the online kNN monitor runs (it needs validation passes over labeled data)."""
-    mon = cfg.get("monitor")
-    return mon is not None and bool(mon.enabled) and bool(mon.knn) and num_classes != 0
+    mon = cfg.monitor
+    return mon.enabled and mon.knn and num_classes != 0
 
 
-def build_monitors(cfg: Any, num_classes: int | None) -> list[Callback]:
+def build_monitors(cfg: RunConfig, num_classes: int | None) -> list[Callback]:
     """RankMe / std / alignment / uniformity, and kNN when the data has labeled splits."""
-    mon = cfg.get("monitor")
-    if mon is None or not mon.enabled:
+    mon = cfg.monitor
+    if not mon.enabled:
         return []
     check_monitor(mon)
     callbacks: list[Callback] = [
@@ -63,7 +66,7 @@ def check_monitor(mon: Any) -> None:
 log = logging.getLogger(__name__)
 
 
-def build_loggers(cfg: Any, run: RunDir, resume_step: int = 0) -> list[Logger] | bool:
+def build_loggers(cfg: RunConfig, run: RunDir, resume_step: int = 0) -> list[Logger] | bool:
     """The loggers `trainer.logger` names (see :mod:`simclr.training.loggers`); False for none.
 
     A resumed run keeps the CSV rows logged before `resume_step`.
@@ -72,13 +75,13 @@ def build_loggers(cfg: Any, run: RunDir, resume_step: int = 0) -> list[Logger] |
 
 
 def build_callbacks(
-    cfg: Any, run: RunDir, feature_dim: int, num_classes: int | None, n_train: int = 0
+    cfg: RunConfig, run: RunDir, feature_dim: int, num_classes: int | None, n_train: int = 0
 ) -> list[Callback]:
     """Checkpointing (last + best), per-epoch seeding, learning-rate logging, online probe,
     representation monitors."""
-    probe = bool(cfg.online_probe.enabled) and bool(num_classes)
+    probe = cfg.online_probe.enabled and bool(num_classes)
     monitor, mode = ("online_probe/val_acc", "max") if probe else ("train/loss_epoch", "min")
-    directory, every = str(run.checkpoints), int(cfg.trainer.checkpoint_every_n_epochs)
+    directory, every = str(run.checkpoints), cfg.trainer.checkpoint_every_n_epochs
     # last.ckpt, rewritten every `every` epochs: what resume=auto continues from.
     # (ModelCheckpoint's own save_last only follows saves of a new best since
     # Lightning 2.5, which would leave last.ckpt behind whenever the metric stalls.)
@@ -105,7 +108,7 @@ def build_callbacks(
             every_n_epochs=every,
             enable_version_counter=False,
         ),
-        EpochSeeding(int(cfg.seed)),  # epoch k is the same whether or not the run resumed
+        EpochSeeding(cfg.seed),  # epoch k is the same whether or not the run resumed
         # SIGTERM / Ctrl-C: last.ckpt after the current step (simclr/training/preemption.py).
         PreemptionCheckpoint(run.last_checkpoint),
     ]
@@ -119,7 +122,7 @@ def build_callbacks(
         callbacks.append(ManualGradientClipping(float(cfg.trainer.gradient_clip_val)))
     if probe:
         assert num_classes is not None
-        callbacks.append(OnlineLinearProbe(feature_dim, num_classes, float(cfg.online_probe.lr)))
+        callbacks.append(OnlineLinearProbe(feature_dim, num_classes, cfg.online_probe.lr))
     callbacks.append(RunSummary(cfg, str(run.path), n_train, num_classes))
     if cfg.trainer.enable_progress_bar:
         callbacks.append(RunProgressBar())
@@ -127,11 +130,11 @@ def build_callbacks(
     return callbacks + build_monitors(cfg, num_classes)
 
 
-def check_devices(cfg: Any) -> None:
+def check_devices(cfg: RunConfig) -> None:
     """ConfigError when the trainer asks for an accelerator this machine does not have."""
     import torch
 
-    accelerator = str(cfg.trainer.accelerator).lower()
+    accelerator = cfg.trainer.accelerator.lower()
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
         raise ConfigError(
             f"trainer.accelerator={cfg.trainer.accelerator}: no CUDA device is visible here "
@@ -149,12 +152,12 @@ def check_devices(cfg: Any) -> None:
         raise ConfigError(f"trainer.devices={devices}: only {present} CUDA device(s) here")
 
 
-def _chunked(cfg: Any) -> bool:
-    return bool(cfg.loss.get("chunk_size"))
+def _chunked(cfg: RunConfig) -> bool:
+    return bool(cfg.loss.chunk_size)
 
 
 def build_trainer(
-    cfg: Any,
+    cfg: RunConfig,
     run: RunDir,
     callbacks: list[Callback],
     resume_step: int = 0,
@@ -190,7 +193,7 @@ def build_trainer(
         deterministic=bool(t.deterministic),
         # cuDNN picks the fastest convolution kernels for the (fixed) batch shape.
         benchmark=not bool(t.deterministic),
-        sync_batchnorm=bool(cfg.encoder.sync_batchnorm),
+        sync_batchnorm=cfg.encoder.sync_batchnorm,
         # Fitted to a short epoch (digits: 9 steps), else Lightning logs no step loss.
         log_every_n_steps=max(1, min(int(t.log_every_n_steps), steps_per_epoch or 10**9)),
         limit_train_batches=t.limit_train_batches,
@@ -206,7 +209,7 @@ def build_trainer(
     )
 
 
-def training_summary(cfg: Any, trainer: pl.Trainer, module: Any) -> dict[str, Any]:
+def training_summary(cfg: RunConfig, trainer: pl.Trainer, module: Any) -> dict[str, Any]:
     """How `trainer` pretrained `module`: its hardware choice (simclr/config/hardware.py), the
     budget, and the planned and the taken steps and epochs (the report's `training`)."""
     import dataclasses
@@ -220,7 +223,7 @@ def training_summary(cfg: Any, trainer: pl.Trainer, module: Any) -> dict[str, An
     steps = int(trainer.global_step)
     return {
         "hardware": dataclasses.asdict(module.hardware),
-        "max_time": None if cfg.trainer.get("max_time") is None else str(cfg.trainer.max_time),
+        "max_time": cfg.trainer.max_time,
         "budget_seconds": budget.budget_seconds if budget is not None else None,
         "steps_per_epoch": int(per_epoch),
         "planned_steps": int(planned),

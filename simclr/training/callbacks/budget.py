@@ -29,6 +29,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, Timer
 
 from simclr.config.checks import parse_duration
+from simclr.config.schema import RunConfig
 from simclr.training.optim import SchedulePlan
 
 log = logging.getLogger(__name__)
@@ -62,6 +63,9 @@ class BudgetSchedule(Callback):
         self.plan: SchedulePlan | None = None
         self.ceiling: int | None = None  # steps max_epochs / max_steps allow
         self.replans = 0
+        # What the plan in force was projected from (rank 0's measurement): saved with the
+        # plan, so a run can be checked against what it measured rather than a wall clock.
+        self.projection: dict[str, Any] = {}
         self._restored: dict[str, Any] = {}
         self._samples: list[tuple[int, float]] = []  # (step, seconds) since start-up
         self._first_step = 0
@@ -103,11 +107,12 @@ class BudgetSchedule(Callback):
             return
         self._samples.append((step, self.timer.time_elapsed()))
         # Every rank reaches this at the same step; rank 0's clock decides for all.
-        total = None
+        total, projection = None, {}
         if trainer.is_global_zero:
             rate = self.rate(max(plan.steps_per_epoch, self.check_every))
             remaining = self.timer.time_remaining() or 0.0
             total = projected_total(step, rate, remaining, self.ceiling) if rate > 0 else None
+            projection = {"step": step, "rate": rate, "seconds_left": remaining}
         total = trainer.strategy.broadcast(total, src=0)
         if total is None:
             return
@@ -115,6 +120,7 @@ class BudgetSchedule(Callback):
         if self.replans == 0 or abs(total - plan.total_steps) > self.drift * left:
             plan.replan(total)
             self.replans += 1
+            self.projection = {**projection, "ceiling": self.ceiling}
             if trainer.is_global_zero:
                 log.info(
                     "trainer.max_time: planned %d steps (%.2f epochs), warm-up %d, at step %d",
@@ -136,15 +142,19 @@ class BudgetSchedule(Callback):
     def state_dict(self) -> dict[str, Any]:
         if self.plan is None:
             return dict(self._restored)
-        return {"total_steps": self.plan.total_steps, "replans": self.replans}
+        return {
+            "total_steps": self.plan.total_steps,
+            "replans": self.replans,
+            "projection": self.projection,
+        }
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = dict(state_dict)
 
 
-def budget_callbacks(cfg: Any) -> list[Callback]:
+def budget_callbacks(cfg: RunConfig) -> list[Callback]:
     """The Timer and the schedule planner for `cfg.trainer.max_time`; [] without one."""
-    max_time = cfg.trainer.get("max_time")
+    max_time = cfg.trainer.max_time
     if max_time is None:
         return []
     # interval=step: the budget may end mid-epoch; FinalCheckpoint then saves last.ckpt.

@@ -1,4 +1,6 @@
-"""Online linear probe: a detached classifier trained alongside pretraining.
+"""Online evaluation during pretraining: a linear probe and a kNN monitor on detached features.
+
+Online linear probe: a detached classifier trained alongside pretraining.
 
 It reads the features the module returns from `training_step` (labeled images
 only) and from `validation_step`, so it never runs the encoder itself. Under

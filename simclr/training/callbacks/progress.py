@@ -1,4 +1,6 @@
-"""The start of a run on one screen: data, model, schedule, precision, device, run directory.
+"""What a run shows while it trains: the start summary and the progress bar.
+
+The start of a run on one screen: data, model, schedule, precision, device, run directory.
 
 One progress bar for the whole run, so its ETA is the run's, not the epoch's.
 
@@ -18,13 +20,15 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 
+from simclr.config.schema import RunConfig
+
 log = logging.getLogger(__name__)
 
 
 class RunSummary(Callback):
     """Logs what is about to be trained, once, when training starts (rank 0)."""
 
-    def __init__(self, cfg: Any, run_dir: str, n_train: int, n_classes: int | None) -> None:
+    def __init__(self, cfg: RunConfig, run_dir: str, n_train: int, n_classes: int | None) -> None:
         self.cfg, self.run_dir, self.n_train, self.n_classes = cfg, run_dir, n_train, n_classes
 
     def lines(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> list[str]:
@@ -52,7 +56,7 @@ class RunSummary(Callback):
             f"({cfg.head.output_dim}-d), NT-Xent temperature {cfg.loss.temperature:g}",
             f"schedule  {cfg.optim.name} lr {cfg.optim.lr:g} ({cfg.optim.lr_scaling} scaling), "
             f"{epochs} epochs = {int(steps):,} steps"
-            + (f", budget {cfg.trainer.max_time}" if cfg.trainer.get("max_time") else ""),
+            + (f", budget {cfg.trainer.max_time}" if cfg.trainer.max_time else ""),
             f"device    {trainer.strategy.root_device.type}, precision {trainer.precision}",
             f"then      evaluation: {evaluation}",
         ]

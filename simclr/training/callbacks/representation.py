@@ -1,4 +1,6 @@
-"""The latest rows a training epoch produced, kept on their device for epoch-end metrics.
+"""Representation health during pretraining (RankMe, std, alignment, uniformity).
+
+The latest rows a training epoch produced, kept on their device for epoch-end metrics.
 
 Representation health during pretraining: RankMe, projection std, alignment, uniformity.
 

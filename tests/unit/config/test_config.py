@@ -8,6 +8,7 @@ from omegaconf import OmegaConf
 
 from simclr.config import register_configs, validate_config
 from simclr.config.compose import compose_checked
+from simclr.config.schema import RunConfig
 from simclr.errors import ConfigError
 from tests.conftest import REPO
 
@@ -111,3 +112,21 @@ def test_bad_choices_fail_at_composition_with_the_key_named(override, named, lis
         compose_checked(str(REPO / "conf"), "config", [override])
     message = str(info.value)
     assert named in message and listed in message and "\n" not in message
+
+
+def test_a_saved_config_becomes_typed_at_one_boundary():
+    """A checkpoint's plain dict: enums parsed, new keys defaulted, keys of old schemas dropped."""
+    from simclr.config.choices import EncoderStem, Schedule
+    from simclr.config.schema import typed_config
+
+    saved = {
+        "encoder": {"arch": "resnet18", "stem": "cifar", "removed_long_ago": 1},
+        "optim": {"schedule": "constant", "lr": "0.5"},
+        "no_such_group": {"x": 1},
+    }
+    cfg = typed_config(saved)
+    assert cfg.encoder.stem is EncoderStem.cifar
+    assert cfg.optim.schedule is Schedule.constant
+    assert cfg.optim.lr == 0.5 and isinstance(cfg.optim.lr, float)
+    assert cfg.data.batch_size == RunConfig().data.batch_size  # a key the dict lacked
+    assert "removed_long_ago" not in cfg.encoder and "no_such_group" not in cfg

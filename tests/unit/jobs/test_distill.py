@@ -139,3 +139,34 @@ def test_big_to_small_takes_the_student_encoder_from_the_command_line(teacher, t
         "simclr-distill",
         str(images),
     )
+
+
+def test_distillation_schedule_is_planned_to_end_at_the_budget(teacher, tmp_path, capfd):
+    """trainer.max_time stops distillation and its schedule ends there, as pretraining's.
+
+    Checked against what the run measured (the plan equals its own projection, the
+    learning rate at the last step is near its floor), never against the wall clock.
+    """
+    from simclr.console import distill as distill_cli
+    from simclr.training.callbacks.budget import projected_total
+    from tests.support.cli_harness import run_cli
+
+    teacher_path, images = teacher
+    run_dir = tmp_path / "budget"
+    argv = [f"distill.teacher={teacher_path}", *_data(images, 4), *QUICK]
+    argv += ["trainer.max_epochs=100000", "trainer.max_time=8s", f"hydra.run.dir={run_dir}"]
+    result = run_cli(distill_cli.cli, "simclr-distill", argv, capfd)
+    assert result.code == 0, result.stderr[-3000:]
+    ckpt = torch.load(run_dir / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    steps = int(ckpt["global_step"])
+    assert 0 < steps < 100000 * 8  # stopped by the clock
+    states = ckpt["callbacks"]
+    timer = next(v for k, v in states.items() if k.startswith("Timer"))
+    assert timer["time_elapsed"]["train"] >= 8.0
+    plan = next(v for k, v in states.items() if k.startswith("BudgetSchedule"))
+    assert plan["total_steps"] < 100000 * 8  # the schedule spans the budget, not max_epochs
+    if plan["replans"]:  # the rate was measured (5 start-up steps + 10)
+        p = plan["projection"]
+        assert plan["total_steps"] == projected_total(
+            p["step"], p["rate"], p["seconds_left"], p["ceiling"]
+        )

@@ -87,7 +87,7 @@ def test_projected_total():
 
 
 def test_no_budget_no_callbacks():
-    assert budget_callbacks(SimpleNamespace(trainer={"max_time": None})) == []
+    assert budget_callbacks(SimpleNamespace(trainer=SimpleNamespace(max_time=None))) == []
 
 
 class Clock:

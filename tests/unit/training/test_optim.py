@@ -297,3 +297,15 @@ def test_builds_from_composed_config(compose_config, group: str) -> None:
     assert opt.param_groups[0]["lr"] == pytest.approx(expected)
     sched = build_scheduler(opt, cfg.optim, steps_per_epoch=3, max_epochs=cfg.trainer.max_epochs)
     assert sched["interval"] == "step"
+
+
+def test_optimizer_steps_per_epoch_is_batches_over_accumulation_rounded_up():
+    from simclr.training.optim import optimizer_steps_per_epoch
+
+    # Lightning steps the optimizer on the last, partial accumulation window too.
+    assert optimizer_steps_per_epoch(10.0, 1, fallback=99) == 10
+    assert optimizer_steps_per_epoch(10.0, 3, fallback=99) == 4
+    assert optimizer_steps_per_epoch(1.0, 4, fallback=99) == 1
+    # A loader without a length (a stream): the fallback, at least one.
+    assert optimizer_steps_per_epoch(float("inf"), 2, fallback=7) == 7
+    assert optimizer_steps_per_epoch(float("inf"), 2, fallback=0) == 1
