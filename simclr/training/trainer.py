@@ -207,8 +207,9 @@ def build_trainer(
 
 
 def training_summary(cfg: Any, trainer: pl.Trainer, module: Any) -> dict[str, Any]:
-    """How `trainer` pretrained `module`: its hardware choice (simclr/config/hardware.py), the
-    budget, and the planned and the taken steps and epochs (the report's `training`)."""
+    """How `trainer` pretrained `module`: its hardware and step choices (simclr/config/hardware.py,
+    simclr/config/step.py), the budget, and the planned and the taken steps and epochs (the
+    report's `training`)."""
     import dataclasses
 
     from simclr.training.callbacks.budget import find_budget
@@ -218,8 +219,12 @@ def training_summary(cfg: Any, trainer: pl.Trainer, module: Any) -> dict[str, An
     planned = plan.total_steps if plan is not None else int(trainer.estimated_stepping_batches)
     budget = find_budget(trainer)
     steps = int(trainer.global_step)
+    step = getattr(module, "step_choice", None)
     return {
         "hardware": dataclasses.asdict(module.hardware),
+        "step": None
+        if step is None
+        else {**dataclasses.asdict(step), "compile_seconds": module.compile_seconds},
         "max_time": None if cfg.trainer.get("max_time") is None else str(cfg.trainer.max_time),
         "budget_seconds": budget.budget_seconds if budget is not None else None,
         "steps_per_epoch": int(per_epoch),
