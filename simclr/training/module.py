@@ -80,7 +80,8 @@ class SimCLRModule(pl.LightningModule):
         self.hardware: HardwareChoice = choose_for(self.cfg, self.encoder)
         if self.hardware.channels_last:
             self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-        self.compile_backend = "inductor"  # tests and dry runs on the CPU use aot_eager
+        # torch.compile backend: tests and dry runs on the CPU use aot_eager (or a callable).
+        self.compile_backend: Any = "inductor"
         self._compiled = False
         self._compiled_forward: Any = None  # set by compile_step
         self.compile_seconds: float | None = None  # the first compiled step, compile included
@@ -216,8 +217,8 @@ class SimCLRModule(pl.LightningModule):
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         if self._compile_started is not None and self.compile_seconds is None:
-            if self.device.type == "cuda":
-                torch.cuda.synchronize(self.device)  # once: the first step's real end
+            # Host time, not waiting for the device (that would be a sync in a step):
+            # compiling runs on the host and takes far longer than one step's kernels.
             self.compile_seconds = time.perf_counter() - self._compile_started
             if self.trainer.is_global_zero:
                 log.info(

@@ -13,10 +13,11 @@ be known before it runs, so the loss is read at every step there.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pytorch_lightning as pl
 import torch
+from pytorch_lightning.callbacks import Callback
 
 from simclr.errors import SimclrError
 
@@ -62,6 +63,23 @@ class NonFiniteWatch:
         places = self._places
         self._places, self._first, self._loss = [], None, None
         return (loss, places[int(index)]) if index >= 0 else None
+
+
+class NonFiniteCheck(Callback):
+    """Reads the module's watch (`check_nonfinite`) when validation starts and first thing
+    at an epoch's end, so that no epoch-end callback (the representation monitors' SVD)
+    meets NaN features: put it first among the callbacks."""
+
+    def _check(self, module: Any) -> None:
+        check = getattr(module, "check_nonfinite", None)
+        if check is not None:
+            check()
+
+    def on_validation_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._check(pl_module)
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self._check(pl_module)
 
 
 def logs_this_step(trainer: pl.Trainer) -> bool:

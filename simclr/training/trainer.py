@@ -24,6 +24,7 @@ from simclr.training.callbacks.representation import RepresentationMonitor
 from simclr.training.checkpoints import BestCheckpoint, FinalCheckpoint
 from simclr.training.chunked_step import ManualGradientClipping
 from simclr.training.loggers import make_loggers
+from simclr.training.nonfinite import NonFiniteCheck
 from simclr.training.preemption import PreemptionCheckpoint
 from simclr.training.resume import EpochSeeding
 
@@ -91,6 +92,7 @@ def build_callbacks(
         enable_version_counter=False,
     )
     callbacks: list[Callback] = [
+        NonFiniteCheck(),  # first: before any epoch-end callback reads the features
         last,
         FinalCheckpoint(last, str(run.last_checkpoint)),
         # best.ckpt: a hard link to last.ckpt while they are the same step, else weights-only.

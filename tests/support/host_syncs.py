@@ -22,7 +22,7 @@ made on the device by a factory (`torch.tensor(..., device=x.device)`). The
 `gpu`-marked test (tests/integration/test_gpu_syncs.py) catches those with
 `torch.cuda.set_sync_debug_mode`.
 
-:class:`StepWindows` is the Lightning callback that opens a counting window at
+`CpuReadWindows` (a Lightning callback) opens a counting window at
 `on_train_batch_start` and closes it once Lightning has written the step's metrics
 (`update_train_step_metrics`, the last thing a step does before the next batch is
 fetched), recording whether Lightning logged at that step.
@@ -31,8 +31,10 @@ fetched), recording whether Lightning logged at that step.
 from __future__ import annotations
 
 import traceback
+import warnings
 import weakref
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -128,17 +130,18 @@ class Step:
 
     global_step: int  # optimizer steps done before it
     logged: bool  # Lightning wrote step metrics after it
-    reads: list[tuple[str, str]] = field(default_factory=list)
+    reads: list[tuple[str, str]] = field(default_factory=list)  # (what, where)
 
 
 class StepWindows(pl.Callback):
-    """Count `mode`'s reads from each `on_train_batch_start` to the end of the step's
-    metric writing; the steps are in :attr:`steps`. Use as a context manager around
-    `fit` (it patches Lightning's connector for the window's end)."""
+    """Watch each step from `on_train_batch_start` to the end of the step's metric writing
+    (Lightning's `update_train_step_metrics`); the steps are in :attr:`steps`. Use as a
+    context manager around `fit` (it patches Lightning's connector for the window's end).
+    Subclasses say how reads are seen: :meth:`_open` and :meth:`_close`."""
 
-    def __init__(self, mode: HostReads) -> None:
-        self.mode = mode
+    def __init__(self) -> None:
         self.steps: list[Step] = []
+        self._open_now = False
         self._original = _LoggerConnector.update_train_step_metrics
 
     def on_train_batch_start(
@@ -146,26 +149,141 @@ class StepWindows(pl.Callback):
     ) -> None:
         logged = bool(trainer._logger_connector.should_update_logs)
         self.steps.append(Step(trainer.global_step, logged))
-        self.mode.seed(batch, *device_state(trainer, module))
-        self.mode.reads = []
-        self.mode.counting = True
+        self._open(trainer, module, batch)
+        self._open_now = True
 
-    def _close(self) -> None:
-        if self.mode.counting:
-            self.mode.counting = False
-            self.steps[-1].reads = list(self.mode.reads)
+    def _open(self, trainer: pl.Trainer, module: pl.LightningModule, batch: Any) -> None:
+        raise NotImplementedError
+
+    def _close(self) -> list[tuple[str, str]]:
+        raise NotImplementedError
+
+    def _window_ends(self) -> None:
+        if self._open_now:
+            self._open_now = False
+            self.steps[-1].reads = self._close()
 
     def __enter__(self) -> StepWindows:
         windows, original = self, self._original
 
         def update(connector: _LoggerConnector) -> None:
             original(connector)
-            windows._close()
+            windows._window_ends()
 
         _LoggerConnector.update_train_step_metrics = update  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        _LoggerConnector.update_train_step_metrics = self._original  # type: ignore[method-assign]
+
+
+class CpuReadWindows(StepWindows):
+    """Reads of device tensors as :class:`HostReads` sees them on the CPU."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mode = HostReads()
+
+    def _open(self, trainer: pl.Trainer, module: pl.LightningModule, batch: Any) -> None:
+        self.mode.seed(batch, *device_state(trainer, module))
+        self.mode.reads = []
+        self.mode.counting = True
+
+    def _close(self) -> list[tuple[str, str]]:
+        self.mode.counting = False
+        return list(self.mode.reads)
+
+    def __enter__(self) -> CpuReadWindows:
+        super().__enter__()
         self.mode.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.mode.__exit__(*exc)
-        _LoggerConnector.update_train_step_metrics = self._original  # type: ignore[method-assign]
+        super().__exit__(*exc)
+
+
+class CudaSyncWindows(StepWindows):
+    """On CUDA, `torch.cuda.set_sync_debug_mode("warn")` reports every operation that
+    makes the host wait (device-to-host copies and blocking host-to-device copies
+    included); its warnings in a window are the step's reads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._catcher = warnings.catch_warnings(record=True)
+        self._caught: list[warnings.WarningMessage] = []
+
+    def _open(self, trainer: pl.Trainer, module: pl.LightningModule, batch: Any) -> None:
+        self._caught.clear()
+        torch.cuda.set_sync_debug_mode("warn")
+
+    def _close(self) -> list[tuple[str, str]]:
+        torch.cuda.set_sync_debug_mode(0)
+        return [(str(w.message).splitlines()[0], f"{w.filename}:{w.lineno}") for w in self._caught]
+
+    def __enter__(self) -> CudaSyncWindows:
+        caught = self._catcher.__enter__()
+        assert caught is not None
+        self._caught = caught
+        warnings.simplefilter("always")  # every occurrence, not the first per place
+        super().__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        torch.cuda.set_sync_debug_mode(0)
+        super().__exit__(*exc)
+        self._catcher.__exit__(*exc)
+
+
+PINNED = ("trainer.log_every_n_steps", "trainer.enable_progress_bar", "trainer.precision")
+
+
+def pretrain_counted(
+    windows: StepWindows,
+    data: Path,
+    run: Path,
+    capfd: Any,
+    monkeypatch: Any,
+    *,
+    epochs: int,
+    batches: int,
+    every: int,
+    overrides: tuple[str, ...] = (),
+    callbacks: tuple[pl.Callback, ...] = (),
+) -> list[Step]:
+    """`simclr-pretrain` in this process on the default path (progress bar, CSV logger,
+    online probe, monitors, a time budget, `auto` precision, memory format, views and
+    compile) over `epochs` x `batches`, logging every `every` steps, `windows` watching."""
+    import simclr.training.trainer as trainer_module
+    from simclr.console import pretrain
+    from tests.support.cli_harness import run_cli, tiny_run
+
+    # tiny_run pins float32, contiguous memory, no bar and logging every step: undone here.
+    base = [a for a in tiny_run(epochs, batches) if not a.startswith((*PINNED, "encoder.ch"))]
+    argv = [
+        *base,
+        f"data.root={data}",
+        f"hydra.run.dir={run}",
+        "data.batch_size=4",
+        f"trainer.log_every_n_steps={every}",
+        "trainer.max_time=1h",  # the budget's Timer and schedule planner too
+        *overrides,
+    ]
+    build = trainer_module.build_callbacks
+    monkeypatch.setattr(
+        trainer_module, "build_callbacks", lambda *a, **k: [windows, *build(*a, **k), *callbacks]
+    )
+    with windows:
+        result = run_cli(pretrain.cli, "simclr-pretrain", argv, capfd)
+    assert result.code == 0, result.stderr[-3000:]
+    return windows.steps
+
+
+def unlogged_reads(steps: list[Step]) -> list[str]:
+    """Each read of a step after which Lightning did not log, with where it happened."""
+    return [
+        f"step {s.global_step}: {op}\n{where}"
+        for s in steps
+        if not s.logged
+        for op, where in s.reads
+    ]
