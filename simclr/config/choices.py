@@ -68,6 +68,7 @@ class OnBadImage(Choice):
 class AugmentBackend(Choice):
     """`augment.backend`: where the views are made."""
 
+    auto = "auto"  # gpu on a CUDA device, else cpu (simclr/config/step.py)
     cpu = "cpu"  # torchvision v2 in the loader workers
     gpu = "gpu"  # crops in the workers, colour and blur batched on the device (kornia)
 
@@ -75,7 +76,7 @@ class AugmentBackend(Choice):
 class AugmentDecode(Choice):
     """`augment.decode`: where JPEG files are decoded (simclr/data/encoded.py)."""
 
-    auto = "auto"  # gpu with backend=gpu on a CUDA device for folder and stream data, else cpu
+    auto = "auto"  # gpu with GPU views on a CUDA device for folder and stream data, else cpu
     cpu = "cpu"  # PIL in the loader workers
     gpu = "gpu"  # the workers hand over the file bytes; nvJPEG decodes each batch on the device
 

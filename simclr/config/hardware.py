@@ -92,15 +92,24 @@ class HardwareChoice:
         )
 
 
-def check_hardware_config(precision: Any, channels_last: Any) -> None:
-    """ConfigError unless `trainer.precision` and `encoder.channels_last` are known values."""
+def check_hardware_config(precision: Any, channels_last: Any, compile_: Any = "auto") -> None:
+    """ConfigError unless `trainer.precision`, `encoder.channels_last` and
+    `encoder.compile` are known values."""
     if str(precision) not in PRECISIONS:
         raise ConfigError(f"trainer.precision={precision!r} is not one of {', '.join(PRECISIONS)}")
+    _check_tristate("encoder.channels_last", channels_last)
+    check_compile_config(compile_)
+
+
+def check_compile_config(value: Any) -> None:
+    """ConfigError unless `encoder.compile` is auto, true or false."""
+    _check_tristate("encoder.compile", value)
+
+
+def _check_tristate(key: str, value: Any) -> None:
     # `1 in (True, False)` holds in Python: only real booleans (and "auto") pass.
-    if not (isinstance(channels_last, bool) or channels_last == "auto"):
-        raise ConfigError(
-            f"encoder.channels_last={channels_last!r} is not one of auto, true, false"
-        )
+    if not (isinstance(value, bool) or value == "auto"):
+        raise ConfigError(f"{key}={value!r} is not one of auto, true, false")
 
 
 def device_kind(accelerator: str) -> str:

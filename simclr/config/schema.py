@@ -91,7 +91,9 @@ class AugmentConfig:
     mean: list[float] = field(default_factory=lambda: list(IMAGENET_MEAN))
     std: list[float] = field(default_factory=lambda: list(IMAGENET_STD))
     eval_resize_fraction: float = 1.0  # eval: resize to size/fraction, then center-crop
-    backend: AugmentBackend = AugmentBackend.cpu
+    # auto: gpu on CUDA, else cpu; decode auto: on the GPU with GPU views and image files
+    # on CUDA (simclr/config/step.py).
+    backend: AugmentBackend = AugmentBackend.auto
     decode: AugmentDecode = AugmentDecode.auto
 
 
@@ -107,7 +109,9 @@ class EncoderConfig:
     # auto | true | false; auto: true where NHWC is faster (simclr/config/hardware.py).
     # `Any`: OmegaConf 2.3 has no Union of a bool and a string.
     channels_last: Any = "auto"
-    compile: bool = False
+    # auto | true | false: torch.compile of the step's forward (encoder, head, loss); auto:
+    # on CUDA, off elsewhere (simclr/config/step.py). `Any`, as for channels_last.
+    compile: Any = "auto"
 
 
 @dataclass

@@ -159,7 +159,8 @@ def gpu_decode_problem(augment: Any, data_name: Any) -> str | None:
     """
     if str(getattr(augment, "decode", "auto")) != "gpu":
         return None
-    if str(getattr(augment, "backend", "cpu")) != "gpu":
+    # backend=auto is gpu on CUDA; without CUDA, check_devices refuses decode=gpu.
+    if str(getattr(augment, "backend", "cpu")) == "cpu":
         return (
             "augment.decode=gpu needs augment.backend=gpu (the device finishes the views it "
             "decodes); pass augment.backend=gpu, or augment.decode=auto"
@@ -211,7 +212,7 @@ def validate_config(cfg: RunConfig) -> None:
             "trainer.max_epochs=-1 with trainer.max_steps=-1 and no trainer.max_time: "
             "training would never end; set one of them"
         )
-    check_hardware_config(tr.precision, enc.channels_last)
+    check_hardware_config(tr.precision, enc.channels_last, enc.compile)
     _check_loggers(tr.logger)
     WandbMode.parse(tr.wandb_mode, "trainer.wandb_mode")
     check_relevant(tr, TrainerConfig, "trainer")

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import ConcatDataset, DataLoader, Dataset, Sampler
 
 from simclr.config.schema import AugmentConfig, DataConfig
+from simclr.config.step import views_on
 from simclr.data import build_datasets
 from simclr.data.encoded import EncodedCollate, EncodedTwoViews, gpu_decode
 from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
@@ -87,16 +88,21 @@ class SimCLRDataModule(pl.LightningDataModule):
         )
 
     @property
+    def device_type(self) -> str:
+        """Where the trainer trains (cpu before one is attached)."""
+        return self.trainer.strategy.root_device.type if self.trainer is not None else "cpu"
+
+    @property
     def decodes_on_device(self) -> bool:
         """Whether the pretraining batches are file bytes decoded on the device
         (`augment.decode`, simclr.data.encoded); known once the trainer is attached."""
-        root = self.trainer.strategy.root_device.type if self.trainer is not None else "cpu"
-        return gpu_decode(self.augment_cfg, self.data_cfg.name, root)
+        return gpu_decode(self.augment_cfg, self.data_cfg.name, self.device_type)
 
     def train_dataloader(self) -> DataLoader:
         size = int(self.data_cfg.image_size)
-        # backend=gpu: workers stop at uint8 crops; SimCLRModule finishes the views batched.
-        gpu = getattr(self.augment_cfg, "backend", "cpu") == "gpu"
+        # GPU views (augment.backend, simclr/config/step.py): workers stop at uint8 crops;
+        # SimCLRModule finishes the views batched.
+        gpu = views_on(self.augment_cfg, self.device_type) == "gpu"
         build = build_crop_transform if gpu else build_view_transform
         views: Callable[[Any], Any] = TwoViews(build(self.augment_cfg, size))
         pretrain_set, collate = self.pretrain_set, None

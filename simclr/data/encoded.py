@@ -38,9 +38,8 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from simclr.config.choices import AugmentBackend, AugmentDecode
 from simclr.config.schema import AugmentConfig
-from simclr.config.validate import ENCODED_SOURCES, gpu_decode_problem
+from simclr.config.step import choose_decode, views_on
 from simclr.data.images import (
     DEFAULT_MAX_PIXELS,
     allow_in_pil,
@@ -49,7 +48,7 @@ from simclr.data.images import (
     to_rgb,
 )
 from simclr.data.views import build_crop_transform
-from simclr.errors import ConfigError, DataError
+from simclr.errors import DataError
 
 # PIL modes of the JPEGs nvJPEG decodes to RGB as PIL would (CMYK/YCCK are not among them).
 _GPU_JPEG_MODES = ("RGB", "L")
@@ -59,17 +58,13 @@ _EXIF_ORIENTATION = 0x0112
 def gpu_decode(augment_cfg: AugmentConfig, data_name: Any, device_type: str) -> bool:
     """Whether pretraining batches are decoded on the device, from `augment.decode`.
 
-    ``auto`` is gpu where it can be: ``augment.backend=gpu`` (the views are finished
-    on the device anyway), encoded files (folder or stream data) and a CUDA device.
+    ``auto`` is gpu where it can be: the views are finished on the device anyway
+    (``augment.backend=gpu``, or ``auto`` on CUDA), encoded files (folder or stream
+    data) and a CUDA device (the rule: :func:`simclr.config.step.choose_decode`).
     ``gpu`` where it cannot be is a ConfigError (the preflight refuses it earlier).
     """
-    decode = str(getattr(augment_cfg, "decode", AugmentDecode.auto))
-    backend = str(getattr(augment_cfg, "backend", AugmentBackend.cpu))
-    possible = backend == "gpu" and str(data_name) in ENCODED_SOURCES and device_type == "cuda"
-    if decode == "gpu" and not possible:
-        problem = gpu_decode_problem(augment_cfg, data_name)
-        raise ConfigError(problem or f"augment.decode=gpu needs a CUDA device, not {device_type}")
-    return possible and decode != "cpu"
+    views = views_on(augment_cfg, device_type)
+    return choose_decode(augment_cfg, views, data_name, device_type)[0] == "gpu"
 
 
 @dataclass(frozen=True)

@@ -141,6 +141,9 @@ class GpuViewAugment(nn.Module):
         # Plain attributes, not buffers: checkpoints hold only encoder and head weights.
         self.mean = tuple(float(m) for m in cfg.mean)
         self.std = tuple(float(v) for v in cfg.std)
+        # Made once per device and dtype: a tensor built from a list on CUDA is a
+        # blocking host-to-device copy, which would make every step wait.
+        self._normalise: dict[tuple[torch.device, torch.dtype], tuple[Tensor, Tensor]] = {}
 
     @torch.no_grad()
     def forward(self, images: Tensor) -> Tensor:
@@ -150,6 +153,11 @@ class GpuViewAugment(nn.Module):
                 f"{tuple(images.shape)}"
             )
         x = self.steps(images.float().div_(255.0))
-        mean = torch.tensor(self.mean, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+        key = (x.device, x.dtype)
+        if key not in self._normalise:
+            self._normalise[key] = tuple(  # type: ignore[assignment]
+                torch.tensor(v, device=x.device, dtype=x.dtype).view(1, 3, 1, 1)
+                for v in (self.mean, self.std)
+            )
+        mean, std = self._normalise[key]
         return (x - mean) / std

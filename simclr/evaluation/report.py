@@ -27,6 +27,7 @@ from simclr.evaluation.report_schema import (
     Headline,
     Report,
     ResultRow,
+    Step,
     Training,
     report_to_dict,
 )
@@ -45,6 +46,16 @@ def _hardware(h: Hardware) -> str:
     return f"{h.precision}, channels_last {fmt} ({h.device}; {h.precision_reason}; {h.channels_last_reason})"
 
 
+def _step(s: Step) -> str:
+    compiled = "compiled" if s.compile else "not compiled"
+    if s.compile and s.compile_seconds is not None:
+        compiled += f" (first step {s.compile_seconds:.1f} s)"
+    return (
+        f"{compiled}, views on {s.views}, JPEG decode on {s.decode} "
+        f"({s.compile_reason}; {s.views_reason}; {s.decode_reason})"
+    )
+
+
 def _schedule(t: Training) -> str:
     ran = f"ran {t.steps} steps ({t.epochs:.2f} epochs of {t.steps_per_epoch} steps)"
     planned = f"planned {t.planned_steps} steps ({t.planned_epochs:.2f} epochs)"
@@ -59,6 +70,8 @@ def setup_rows(report: Report) -> list[tuple[str, str]]:
     rows = []
     if report.training is not None:
         rows.append(("Pretraining precision", _hardware(report.training.hardware)))
+        if report.training.step is not None:
+            rows.append(("Pretraining step", _step(report.training.step)))
         rows.append(("Schedule", _schedule(report.training)))
     if report.features_hardware is not None:
         rows.append(("Feature extraction", _hardware(report.features_hardware)))

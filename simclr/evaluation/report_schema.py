@@ -17,10 +17,10 @@ from omegaconf.errors import OmegaConfBaseException
 
 from simclr.errors import OutputError
 
-SCHEMA_VERSION = 3  # 2: class counts; 3: `training` and `features_hardware`
+SCHEMA_VERSION = 4  # 2: class counts; 3: `training` and `features_hardware`; 4: `training.step`
 # Versions `load_report` reads: version 1 lacks the class counts (they read as None),
-# versions 1-2 lack `training` and `features_hardware` (None).
-READABLE_VERSIONS = (1, 2, 3)
+# versions 1-2 lack `training` and `features_hardware` (None), 1-3 `training.step` (None).
+READABLE_VERSIONS = (1, 2, 3, 4)
 
 
 @dataclass
@@ -100,10 +100,24 @@ class Hardware:
 
 
 @dataclass
+class Step:
+    """How the training step ran, and why (simclr/config/step.py)."""
+
+    compile: bool = MISSING  # torch.compile of encoder, head and loss
+    compile_reason: str = MISSING
+    views: str = MISSING  # cpu | gpu: where colour jitter, grayscale and blur ran
+    views_reason: str = MISSING
+    decode: str = MISSING  # cpu | gpu: where JPEG files were decoded
+    decode_reason: str = MISSING
+    compile_seconds: float | None = None  # the first compiled step, compiling included
+
+
+@dataclass
 class Training:
     """How this run pretrained the encoder: hardware choices, budget and schedule."""
 
     hardware: Hardware = field(default_factory=Hardware)
+    step: Step | None = None  # None in reports before version 4
     max_time: str | None = None  # trainer.max_time as given; None without a budget
     budget_seconds: float | None = None
     steps_per_epoch: int = MISSING  # optimizer steps

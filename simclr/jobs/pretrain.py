@@ -102,8 +102,6 @@ def _train_and_evaluate(cfg: RunConfig, run: RunDir, command: str | None) -> Pat
     )
     if cfg.eval.enabled:  # what evaluation needs, known before training starts
         check_evaluable(datamodule.splits if cfg.eval.data is None else load_eval_data(cfg))
-    if cfg.encoder.compile:
-        module.encoder.compile()  # in place, so checkpoint keys keep their names
     num_classes = len(datamodule.splits.classes) if datamodule.has_labeled_eval else None
     n_train = len(datamodule.pretrain_set)  # type: ignore[arg-type]
     callbacks = build_callbacks(cfg, run, feature_dim(module.encoder), num_classes, n_train)

@@ -17,7 +17,7 @@ what the automatic loop would otherwise do:
 * **learning-rate schedule**: stepped after every batch, as the automatic loop
   does (also after a skipped, non-finite one);
 * **non-finite loss**: known before any backward pass; skipped or reported by
-  the module's own rule (``loss.skip_nonfinite``).
+  the module's own rule (``loss.skip_nonfinite``; without it, read at logging steps).
 
 Gradient accumulation over batches is refused with chunks (simclr.config.validate):
 chunks already give the memory of a small batch with the negatives of a large one,
@@ -54,7 +54,7 @@ class ChunkedModule(Protocol):
 
     def finish_views(self, views: Any) -> tuple[Any, Any]: ...
     def _prepare(self, images: Tensor) -> Tensor: ...
-    def skip_nonfinite(self, loss: Tensor, batch_idx: int) -> bool: ...
+    def guard_nonfinite(self, loss: Tensor, batch_idx: int) -> bool: ...
     def log_loss(self, loss: Tensor, batch_size: int) -> None: ...
     def optimizers(self) -> Any: ...
     def lr_schedulers(self) -> Any: ...
@@ -86,7 +86,7 @@ def chunked_training_step(
     loss, grad = projection_gradient(full_batch_loss, torch.cat([z for _, z in outputs]))
     optimizer = module.optimizers()
     scheduler = module.lr_schedulers()
-    if not torch.isfinite(loss) and module.skip_nonfinite(loss, batch_idx):
+    if module.guard_nonfinite(loss, batch_idx):
         scheduler.step()  # the automatic loop steps the schedule after a skipped batch too
         return None
     optimizer.zero_grad()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, cast
 
@@ -15,20 +16,23 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from simclr.config.choices import AugmentBackend
 from simclr.config.hardware import HardwareChoice, choose_for
 from simclr.config.schema import RunConfig, as_run_config, node_of, typed_config
-from simclr.errors import SimclrError
+from simclr.config.step import StepChoice, choose_step_for
 from simclr.losses.ntxent import NTXentLoss
 from simclr.models import build_encoder, build_head, feature_dim
 from simclr.training.chunked_step import chunked_training_step
+from simclr.training.nonfinite import (
+    NonFiniteLossError,
+    NonFiniteWatch,
+    StepPlace,
+    logs_this_step,
+)
 from simclr.training.optim import SchedulePlan, configure_optimization
 
 log = logging.getLogger(__name__)
 
-
-class NonFiniteLossError(SimclrError):
-    """The loss became NaN or infinite."""
+__all__ = ["NonFiniteLossError", "SimCLRModule"]
 
 
 class SimCLRModule(pl.LightningModule):
@@ -59,11 +63,13 @@ class SimCLRModule(pl.LightningModule):
         self.chunk_size = int(getattr(self.cfg.loss, "chunk_size", None) or 0)
         self.automatic_optimization = not self.chunk_size
         self.skipped_nonfinite = 0
+        self.nonfinite = NonFiniteWatch()  # read at logging steps, not every step
         self.schedule_plan: SchedulePlan | None = None  # set by configure_optimizers
-        # backend=gpu: the loader brings uint8 crops; colour and blur run here, batched.
+        # Compiled or not, where views are made and JPEGs decoded (auto: simclr/config/step.py).
+        self.step_choice: StepChoice = choose_step_for(self.cfg)
+        # GPU views: the loader brings uint8 crops; colour and blur run here, batched.
         self.gpu_augment: torch.nn.Module | None = None
-        # getattr: the config of a checkpoint older than `augment.backend` has no such key.
-        if getattr(self.cfg.augment, "backend", AugmentBackend.cpu) == AugmentBackend.gpu:
+        if self.step_choice.views == "gpu":
             from simclr.data.views import GpuViewAugment  # kornia: imported only when used
 
             self.gpu_augment = GpuViewAugment(self.cfg.augment, self.cfg.data.image_size)
@@ -72,6 +78,12 @@ class SimCLRModule(pl.LightningModule):
         self.hardware: HardwareChoice = choose_for(self.cfg, self.encoder)
         if self.hardware.channels_last:
             self.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
+        # torch.compile backend: tests and dry runs on the CPU use aot_eager (or a callable).
+        self.compile_backend: Any = "inductor"
+        self._compiled = False
+        self._compiled_forward: Any = None  # set by compile_step
+        self.compile_seconds: float | None = None  # the first compiled step, compile included
+        self._compile_started: float | None = None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Encoder features (the representation), without the head."""
@@ -80,6 +92,29 @@ class SimCLRModule(pl.LightningModule):
     def on_fit_start(self) -> None:
         if self.trainer.is_global_zero:
             log.info("hardware: %s", self.hardware.describe())
+            log.info("step: %s", self.step_choice.describe())
+        if self.step_choice.compile and not self._compiled:
+            self.compile_step()
+
+    def compile_step(self) -> None:
+        """`torch.compile` the step's forward: encoder, head and NT-Xent as one function
+        (with `loss.chunk_size`, the encoder in place). Compiling happens in the first
+        step, which :attr:`compile_seconds` times. Checkpoint keys keep their names: the
+        modules themselves are not wrapped."""
+        self._compiled = True
+        if self.chunk_size:
+            self.encoder.compile(backend=self.compile_backend)
+            return
+        self._compiled_forward = torch.compile(self.forward_loss, backend=self.compile_backend)
+
+    def forward_loss(
+        self, images: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Features, both views' projections and the NT-Xent loss of `images` (view 1
+        rows, then view 2): the step's forward, what `encoder.compile` compiles."""
+        features = self.encoder(images)
+        z1, z2 = self.head(features).chunk(2)
+        return features, z1, z2, self.criterion(z1, z2)
 
     def _prepare(self, images: torch.Tensor) -> torch.Tensor:
         if self.hardware.channels_last and images.dim() == 4:  # the format exists for NCHW only
@@ -106,17 +141,18 @@ class SimCLRModule(pl.LightningModule):
             return self.gpu_augment(view1), self.gpu_augment(view2)
 
     def training_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor] | None:
+        if self._compiled and self._compile_started is None:
+            self._compile_started = time.perf_counter()  # compiling happens in this step
         if self.chunk_size:
             return chunked_training_step(self, batch, batch_idx)
         views, labels = batch
         view1, view2 = self.finish_views(views)
         n = view1.shape[0]
+        forward = self._compiled_forward or self.forward_loss
         # Both views through the encoder in one pass, as the reference code does:
         # BatchNorm then sees statistics over all 2N images.
-        features = self.encoder(self._prepare(torch.cat([view1, view2])))
-        z1, z2 = self.head(features).chunk(2)
-        loss = self.criterion(z1, z2)
-        if not torch.isfinite(loss) and self.skip_nonfinite(loss, batch_idx):
+        features, z1, z2, loss = forward(self._prepare(torch.cat([view1, view2])))
+        if self.guard_nonfinite(loss, batch_idx):
             return None  # Lightning skips the optimizer step for this batch
         self.log_loss(loss, n)
         # Detached outputs for the callbacks (online probe, representation monitors).
@@ -128,31 +164,87 @@ class SimCLRModule(pl.LightningModule):
             "z2": z2.detach(),
         }
 
-    def skip_nonfinite(self, loss: torch.Tensor, batch_idx: int) -> bool:
+    def guard_nonfinite(self, loss: torch.Tensor, batch_idx: int) -> bool:
+        """True to skip this step, whose loss is NaN/inf (`loss.skip_nonfinite`).
+
+        Without skipping, the loss is only recorded on the device (simclr/training/nonfinite.py)
+        and read at logging steps, epoch ends and checkpoints: NonFiniteLossError then
+        names the step it happened at. Skipping must know before the optimizer step, so
+        it reads the loss at every step.
+        """
+        place = StepPlace(self.global_step, self.current_epoch, batch_idx)
+        if self.cfg.loss.skip_nonfinite:
+            return not bool(torch.isfinite(loss)) and self.skip_nonfinite(loss, place)
+        self.nonfinite.record(loss, place)
+        if self._trainer is not None and logs_this_step(self._trainer):
+            self.check_nonfinite()
+        return False
+
+    def check_nonfinite(self) -> None:
+        """NonFiniteLossError if a loss recorded since the last check was NaN/inf (one host read)."""
+        found = self.nonfinite.first_bad()
+        if found is not None:
+            raise self._nonfinite_error(*found)
+
+    def skip_nonfinite(self, loss: torch.Tensor, place: StepPlace) -> bool:
         """For a NaN/inf `loss`: True to skip the step (counted), else NonFiniteLossError."""
-        if self.cfg.loss.skip_nonfinite and self._weights_finite():
+        if self._weights_finite():
             self.skipped_nonfinite += 1
             self.log("train/skipped_nonfinite", float(self.skipped_nonfinite))
             return True
+        raise self._nonfinite_error(float(loss.detach()), place)
+
+    def _nonfinite_error(self, loss: float, place: StepPlace) -> NonFiniteLossError:
         from simclr.training.resume import last_good_checkpoint
 
         # Skipping cannot help once the weights themselves are NaN/inf.
         why = "" if self._weights_finite() else " and the weights are no longer finite"
-        raise NonFiniteLossError(
-            f"loss is {loss.item()} at global step {self.global_step} (epoch "
-            f"{self.current_epoch}, batch {batch_idx}){why}; last good checkpoint: "
+        seen = ""
+        if place.global_step != self.global_step:
+            every = getattr(self._trainer, "log_every_n_steps", "?")
+            seen = (
+                f", found at global step {self.global_step} (the loss is read every "
+                f"trainer.log_every_n_steps={every} steps)"
+            )
+        return NonFiniteLossError(
+            f"loss is {loss} at global step {place.global_step} (epoch {place.epoch}, batch "
+            f"{place.batch}){why}{seen}; last good checkpoint: "
             f"{last_good_checkpoint(self._trainer)} (resume=auto continues from it; "
             "loss.skip_nonfinite=true skips such steps)"
         )
 
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self._compile_started is not None and self.compile_seconds is None:
+            # Host time, not waiting for the device (that would be a sync in a step):
+            # compiling runs on the host and takes far longer than one step's kernels.
+            self.compile_seconds = time.perf_counter() - self._compile_started
+            if self.trainer.is_global_zero:
+                log.info(
+                    "encoder.compile: the first step took %.1f s, compiling forward and "
+                    "backward included (counted in trainer.max_time)",
+                    self.compile_seconds,
+                )
+
+    def on_train_epoch_end(self) -> None:
+        self.check_nonfinite()  # before ModelCheckpoint writes the epoch's checkpoint
+
+    def on_train_end(self) -> None:
+        self.check_nonfinite()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.check_nonfinite()  # no checkpoint of weights stepped after a NaN
+
     def log_loss(self, loss: torch.Tensor, batch_size: int) -> None:
-        """Log the training loss of a step on `batch_size` images."""
-        self.log(
-            "train/loss", loss, prog_bar=True, on_step=True, on_epoch=True, batch_size=batch_size
-        )
+        """Log the training loss of a step on `batch_size` images.
+
+        Not `prog_bar=True`: Lightning turns progress-bar values into numbers after every
+        batch (a host sync per step); RunProgressBar reads the loss at logging steps.
+        """
+        self.log("train/loss", loss, on_step=True, on_epoch=True, batch_size=batch_size)
 
     def _weights_finite(self) -> bool:
-        return all(bool(torch.isfinite(p).all()) for p in self.parameters())
+        flags = [torch.isfinite(p).all() for p in self.parameters()]
+        return bool(torch.stack(flags).all()) if flags else True  # one host read
 
     def validation_step(self, batch: Any, batch_idx: int) -> dict[str, torch.Tensor]:
         # Validation only produces features; the online-probe callback scores them.

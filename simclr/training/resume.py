@@ -54,9 +54,14 @@ SHOULD_MATCH = (
     "trainer.accumulate_grad_batches",
     "trainer.precision",
 )
-# The memory format changes no weight (and `auto` is resolved per machine); the
-# decoders (augment.decode, also `auto`) differ by rounding only.
-NEVER_COMPARED = ("loss.skip_nonfinite", "encoder.channels_last", "augment.decode")
+# The memory format and compiling change no weight (and `auto` is resolved per machine);
+# the decoders (augment.decode, also `auto`) differ by rounding only.
+NEVER_COMPARED = (
+    "loss.skip_nonfinite",
+    "encoder.channels_last",
+    "encoder.compile",
+    "augment.decode",
+)
 
 
 def _flatten(node: Any, prefix: str) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from simclr.training.callbacks.representation import RepresentationMonitor
 from simclr.training.checkpoints import BestCheckpoint, FinalCheckpoint
 from simclr.training.chunked_step import ManualGradientClipping
 from simclr.training.loggers import make_loggers
+from simclr.training.nonfinite import NonFiniteCheck
 from simclr.training.preemption import PreemptionCheckpoint
 from simclr.training.resume import EpochSeeding
 
@@ -94,6 +95,7 @@ def build_callbacks(
         enable_version_counter=False,
     )
     callbacks: list[Callback] = [
+        NonFiniteCheck(),  # first: before any epoch-end callback reads the features
         last,
         FinalCheckpoint(last, str(run.last_checkpoint)),
         # best.ckpt: a hard link to last.ckpt while they are the same step, else weights-only.
@@ -210,8 +212,9 @@ def build_trainer(
 
 
 def training_summary(cfg: RunConfig, trainer: pl.Trainer, module: Any) -> dict[str, Any]:
-    """How `trainer` pretrained `module`: its hardware choice (simclr/config/hardware.py), the
-    budget, and the planned and the taken steps and epochs (the report's `training`)."""
+    """How `trainer` pretrained `module`: its hardware and step choices (simclr/config/hardware.py,
+    simclr/config/step.py), the budget, and the planned and the taken steps and epochs (the
+    report's `training`)."""
     import dataclasses
 
     from simclr.training.callbacks.budget import find_budget
@@ -221,8 +224,12 @@ def training_summary(cfg: RunConfig, trainer: pl.Trainer, module: Any) -> dict[s
     planned = plan.total_steps if plan is not None else int(trainer.estimated_stepping_batches)
     budget = find_budget(trainer)
     steps = int(trainer.global_step)
+    step = getattr(module, "step_choice", None)
     return {
         "hardware": dataclasses.asdict(module.hardware),
+        "step": None
+        if step is None
+        else {**dataclasses.asdict(step), "compile_seconds": module.compile_seconds},
         "max_time": cfg.trainer.max_time,
         "budget_seconds": budget.budget_seconds if budget is not None else None,
         "steps_per_epoch": int(per_epoch),

@@ -29,19 +29,34 @@ from torch import Tensor, nn
 from simclr.evaluation.health import knn_vote
 from simclr.losses.distributed import gather_no_grad
 from simclr.training.callbacks.representation import RecentRows
+from simclr.training.nonfinite import logs_this_step
 
 
 class OnlineLinearProbe(pl.Callback):
-    """Train a linear classifier on frozen features; log `online_probe/val_acc`."""
+    """Train a linear classifier on frozen features; log `online_probe/val_acc`.
 
-    def __init__(self, feature_dim: int, num_classes: int, lr: float = 1e-3) -> None:
+    Each training step's features are kept (detached, on the device) and the classifier
+    takes its steps on them batch by batch, in order, at logging steps
+    (`trainer.log_every_n_steps`), before validation, at the epoch's end and before a
+    checkpoint: the updates a step-by-step probe makes, but whether a batch has labeled
+    rows is read on the host once per batch of batches, not at every training step.
+    At most `max_pending` batches are kept (memory); beyond, the probe catches up early.
+    """
+
+    def __init__(
+        self, feature_dim: int, num_classes: int, lr: float = 1e-3, max_pending: int = 64
+    ) -> None:
         self.feature_dim = feature_dim
         self.num_classes = num_classes
         self.lr = lr
+        self.max_pending = max_pending
         self.classifier: nn.Linear | None = None
         self.optimizer: torch.optim.Optimizer | None = None
         self._correct = 0
         self._seen = 0
+        self._pending: list[tuple[Tensor, Tensor]] = []  # (features, labels) not trained on yet
+        self._loss_sum: Tensor | None = None  # this epoch's training losses, on the device
+        self._losses = 0
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         self.classifier = nn.Linear(self.feature_dim, self.num_classes).to(pl_module.device)
@@ -65,19 +80,48 @@ class OnlineLinearProbe(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        data = self._labeled(outputs)
-        if data is None or self.classifier is None or self.optimizer is None:
+        if isinstance(outputs, dict) and "features" in outputs:
+            self._pending.append((outputs["features"].detach(), outputs["labels"]))
+        if logs_this_step(trainer) or len(self._pending) >= self.max_pending:
+            self.catch_up()
+
+    def catch_up(self) -> None:
+        """Train the classifier on the kept batches, in order (one host read for all of
+        them; under DDP a collective, which every rank reaches at the same step)."""
+        pending, self._pending = self._pending, []
+        if not pending or self.classifier is None or self.optimizer is None:
             return
-        features, labels = data
+        gathered = [(gather_no_grad(f.float()), gather_no_grad(y)) for f, y in pending]
+        counts = torch.stack([(y >= 0).sum() for _, y in gathered]).tolist()
+        for (features, labels), labeled in zip(gathered, counts, strict=True):
+            if labeled == 0:
+                continue  # no labeled row: no step, as for an unlabeled batch before
+            if labeled < len(labels):
+                keep = labels >= 0
+                features, labels = features[keep], labels[keep]
+            self._step(features, labels)
+
+    def _step(self, features: Tensor, labels: Tensor) -> None:
+        assert self.classifier is not None and self.optimizer is not None
         self.classifier.to(features.device)
         with torch.enable_grad():
             loss = nn.functional.cross_entropy(self.classifier(features), labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-        pl_module.log("online_probe/train_loss", loss.detach(), on_step=False, on_epoch=True)
+        total = self._loss_sum if self._loss_sum is not None else 0.0
+        self._loss_sum, self._losses = loss.detach() + total, self._losses + 1
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.catch_up()
+        if self._loss_sum is not None and self._losses:
+            # The epoch's mean training loss (the batches are of one size).
+            mean = self._loss_sum / self._losses
+            pl_module.log("online_probe/train_loss", mean, on_step=False, on_epoch=True)
+        self._loss_sum, self._losses = None, 0
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        self.catch_up()  # validate the classifier trained on every batch so far
         self._correct = 0
         self._seen = 0
 
@@ -107,6 +151,7 @@ class OnlineLinearProbe(pl.Callback):
     def state_dict(self) -> dict[str, Any]:
         if self.classifier is None or self.optimizer is None:
             return {}
+        self.catch_up()  # a checkpoint holds the classifier as of its step
         return {
             "classifier": self.classifier.state_dict(),
             "optimizer": self.optimizer.state_dict(),

@@ -21,6 +21,7 @@ from pytorch_lightning.callbacks import Callback, TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 
 from simclr.config.schema import RunConfig
+from simclr.training.nonfinite import logs_this_step
 
 log = logging.getLogger(__name__)
 
@@ -58,12 +59,26 @@ class RunSummary(Callback):
             f"{epochs} epochs = {int(steps):,} steps"
             + (f", budget {cfg.trainer.max_time}" if cfg.trainer.max_time else ""),
             f"device    {trainer.strategy.root_device.type}, precision {trainer.precision}",
+            *step_lines(getattr(pl_module, "step_choice", None)),
             f"then      evaluation: {evaluation}",
         ]
 
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if trainer.is_global_zero:
             log.info("\n".join(self.lines(trainer, pl_module)))
+
+
+def step_lines(choice: Any) -> list[str]:
+    """The start summary's lines on the step (a StepChoice, simclr/config/step.py): compiled
+    or not, where views are made and JPEGs decoded, each with its reason."""
+    if choice is None:
+        return []
+    compiled = "compiled in the first step" if choice.compile else "not compiled"
+    return [
+        f"step      {compiled} ({choice.compile_reason})",
+        f"views     on {choice.views} ({choice.views_reason}); JPEG decode on "
+        f"{choice.decode} ({choice.decode_reason})",
+    ]
 
 
 class RunProgressBar(TQDMProgressBar):
@@ -108,6 +123,9 @@ class RunProgressBar(TQDMProgressBar):
     ) -> None:
         bar = self.train_progress_bar
         bar.n = trainer.global_step
+        if not logs_this_step(trainer):
+            bar.refresh()  # the loss shown is read (a device sync) at logging steps only
+            return
         epochs = trainer.max_epochs if trainer.max_epochs and trainer.max_epochs > 0 else "?"
         bar.set_postfix(
             {
@@ -121,6 +139,8 @@ class RunProgressBar(TQDMProgressBar):
         pass
 
     def get_metrics(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> dict[str, Any]:
-        """The loss only (Lightning's default lists every logged value)."""
-        items = super().get_metrics(trainer, pl_module)
-        return {k.split("/")[-1]: v for k, v in items.items() if k.startswith("train/loss")}
+        """The loss only (Lightning's default lists every logged value), read from the
+        trainer's metrics: the module does not log it to the bar (see `log_loss`)."""
+        shown = ("train/loss_step", "train/loss_epoch")
+        metrics = trainer.callback_metrics
+        return {k.split("/")[-1]: float(metrics[k]) for k in shown if k in metrics}

@@ -91,6 +91,7 @@ EXTRA: dict[str, list[str | None]] = {
     "augment.eval_resize_fraction": ["0.0", "1.5"],
     "encoder.timm_name": ["''", "no_such_model_anywhere"],
     "encoder.channels_last": ["maybe", "1"],
+    "encoder.compile": ["maybe", "1"],
     "head.hidden_dim": ["0"],
     "head.output_dim": ["0"],
     "loss.temperature": ["0.0"],

@@ -185,6 +185,8 @@ def test_flips_follow_the_draw_and_no_flip_when_p_is_zero(files):
 @pytest.mark.parametrize(
     "decode,backend,data,device,expected",
     [
+        ("auto", "auto", "folder", "cuda", True),  # the defaults on CUDA
+        ("auto", "auto", "folder", "cpu", False),  # the defaults elsewhere
         ("auto", "gpu", "folder", "cuda", True),
         ("auto", "gpu", "stream", "cuda", True),
         ("auto", "gpu", "folder", "cpu", False),
@@ -208,7 +210,10 @@ def test_gpu_decode_without_cuda_is_refused():
 @pytest.mark.parametrize(
     "overrides,named",
     [
-        ({"augment.decode": "gpu"}, "augment.decode=gpu needs augment.backend=gpu"),
+        (
+            {"augment.decode": "gpu", "augment.backend": "cpu"},
+            "augment.decode=gpu needs augment.backend=gpu",
+        ),
         (
             {"augment.decode": "gpu", "augment.backend": "gpu", "data.name": "digits"},
             "data.name=digits has none",

@@ -36,7 +36,7 @@ def test_the_report_states_hardware_budget_and_steps(labeled_folder, tmp_path):
     result = simclr.pretrain(overrides, run_dir=run)
     assert result.report is not None
     report = load_report(run / "report.json")
-    assert report.schema_version == SCHEMA_VERSION == 3
+    assert report.schema_version == SCHEMA_VERSION == 4
     t = report.training
     assert t is not None and t.max_time == "10m" and t.budget_seconds == 600
     # 2 epochs of 2 batches end long before 10 minutes: max_epochs is the ceiling.
@@ -45,11 +45,21 @@ def test_the_report_states_hardware_budget_and_steps(labeled_folder, tmp_path):
     hw = t.hardware
     assert hw.device == "cpu" and hw.precision in ("bf16-mixed", "32-true")
     assert hw.precision_reason.startswith("auto:") and hw.channels_last_reason.startswith("auto:")
+    step = t.step
+    assert step is not None and step.compile_reason.startswith("auto: off on the CPU")
+    assert (step.compile, step.views, step.decode, step.compile_seconds) == (
+        False,
+        "cpu",
+        "cpu",
+        None,
+    )
+    assert step.views_reason.startswith("auto: no CUDA") and step.decode_reason.startswith("auto:")
     assert report.features_hardware is not None
     assert report.features_hardware.precision == hw.precision
     md = (run / "report.md").read_text()
     assert "trainer.max_time=10m" in md and "planned 4 steps" in md
     assert f"{hw.precision}, channels_last" in md
+    assert "| Pretraining step | not compiled, views on cpu, JPEG decode on cpu (auto:" in md
     # 100%: the three seeds draw the same labels, fitted once and counted once.
     full = [r for r in report.results if r.fraction == 1.0]
     assert full and all(r.n_seeds == 1 for r in full)
@@ -71,6 +81,15 @@ def test_markdown_of_a_budgeted_run():
                 "channels_last": True,
                 "channels_last_reason": "auto: oneDNN",
             },
+            "step": {
+                "compile": True,
+                "compile_reason": "auto: CUDA",
+                "views": "gpu",
+                "views_reason": "auto: CUDA",
+                "decode": "gpu",
+                "decode_reason": "auto: image files",
+                "compile_seconds": 41.25,
+            },
             "max_time": "20m",
             "budget_seconds": 1200.0,
             "steps_per_epoch": 46,
@@ -84,6 +103,7 @@ def test_markdown_of_a_budgeted_run():
     assert "budget `trainer.max_time=20m` (1200 s); planned 230 steps (5.00 epochs)" in md
     assert "ran 229 steps (4.98 epochs of 46 steps)" in md
     assert "bf16-mixed, channels_last on (cpu; auto: AMD EPYC runs bf16 natively" in md
+    assert "compiled (first step 41.2 s), views on gpu, JPEG decode on gpu (auto: CUDA;" in md
     json.dumps(report.training.__dict__, default=str)  # plain data
 
 

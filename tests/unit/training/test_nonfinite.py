@@ -60,6 +60,33 @@ def test_nan_loss_stops_naming_the_step_and_the_last_checkpoint(
     )
 
 
+@pytest.mark.parametrize(
+    "every,found",
+    [
+        (3, 5),  # read at the next logging step (global step 5)
+        (4, 6),  # no logging step after it in the epoch: read before the epoch's checkpoint
+    ],
+)
+def test_a_nan_between_logging_steps_is_found_later_and_named_where_it_happened(
+    labeled_folder, tmp_path, capfd, nan_at_one_step, every, found
+):
+    # The loss is read on the host at logging steps only (no device sync in other steps).
+    run = tmp_path / "run"
+    argv = _argv(labeled_folder, run, f"trainer.log_every_n_steps={every}")
+    result = run_cli(pretrain.cli, "simclr-pretrain", argv, capfd)
+    last = run / "checkpoints" / "last.ckpt"
+    assert_one_line_error(
+        result,
+        "simclr-pretrain",
+        f"loss is nan at global step {NAN_AT_STEP} (epoch 1, batch 1)",
+        f"found at global step {found} (the loss is read every trainer.log_every_n_steps={every}",
+        f"checkpoint: {last}",
+    )
+    # No checkpoint was written after the NaN: last.ckpt is still the first epoch's.
+    ckpt = torch.load(last, weights_only=True)
+    assert (ckpt["epoch"], ckpt["global_step"]) == (0, BATCHES)
+
+
 def test_skip_nonfinite_skips_and_counts_the_step(labeled_folder, tmp_path, capfd, nan_at_one_step):
     run = tmp_path / "run"
     argv = _argv(labeled_folder, run, "loss.skip_nonfinite=true")
