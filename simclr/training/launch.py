@@ -26,12 +26,12 @@ import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import cast
 
 import torch.distributed as dist
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import open_dict, read_write
+from omegaconf import DictConfig, open_dict, read_write
 
 from simclr.config.resolvers import external_rank
 from simclr.errors import ConfigError
@@ -148,9 +148,9 @@ def ddp_job_scope() -> Iterator[None]:
 
 def _set_run_dir(path: str) -> None:
     # Lightning passes `hydra.run.dir=<HydraConfig run.dir>` to its children.
-    hydra_cfg: Any = HydraConfig.get()  # a DictConfig at run time, typed as its schema
-    with read_write(hydra_cfg), open_dict(hydra_cfg):
-        hydra_cfg.run.dir = path
+    node = cast(DictConfig, HydraConfig.get())  # a DictConfig at run time, typed as its schema
+    with read_write(node), open_dict(node):
+        node.run.dir = path
 
 
 def check_launcher_supports(world_size: int) -> None:
