@@ -29,7 +29,8 @@ generation (tests/unit/training/test_compile_step.py checks the compiled step it
 the accuracy run on a generated folder of 48 images), so that nothing in the script
 fails on the GPU machine for a reason a CPU shows first; the `gpu` tests skip there,
 each with its reason, and `install` only reports. tests/repo/test_gpu_session_dry.py
-runs it: about 70 s on the 2-core development machine.
+runs it: about 110 s on the shared 2-core development machine (load average 3-4),
+most of it Python start-up in five processes.
 """
 
 from __future__ import annotations

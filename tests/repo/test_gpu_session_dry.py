@@ -2,8 +2,8 @@
 well and leaves every JSON and log the device run would, readable.
 
 So that the one command a GPU machine gets cannot fail for a reason a CPU shows first
-(an import, an argument, a path, a key in a JSON file). About 70-110 s here, most of it
-Python start-up in its five processes.
+(an import, an argument, a path, a key in a JSON file). About 110 s here (2 shared
+cores, load average 3-4), most of it Python start-up in its five processes.
 """
 
 from __future__ import annotations
