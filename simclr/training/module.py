@@ -225,7 +225,7 @@ class SimCLRModule(pl.LightningModule):
             if self.trainer.is_global_zero:
                 log.info(
                     "encoder.compile: the first step took %.1f s, compiling forward and "
-                    "backward included (counted in trainer.max_time)",
+                    "backward included (inside trainer.max_time, when one is set)",
                     self.compile_seconds,
                 )
 
