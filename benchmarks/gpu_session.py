@@ -7,7 +7,9 @@ time-to-accuracy run; JSON and logs under $OUT. Started by benchmarks/gpu_sessio
 Steps, in order, each in its own process with its own time limit, cut to what is left
 of `--budget-s` (570 s: one H100 command may run 600 s) so that a slow step cannot take
 the later ones' time; `gpu_session.json` is rewritten after every step, so a session
-cut short still brings back what it did:
+cut short still brings back what it did. Scratch files (JPEGs, the unpacked data,
+checkpoints) go to `$GPU_SESSION_WORK` (default `benchmarks/.work/gpu_session/`), not
+to $OUT:
 
 1. `env`: Python and the library versions, nvidia-smi's table (`env.log`).
 2. `install`: the modules this toolkit imports that the machine's Python lacks, from
@@ -19,7 +21,8 @@ cut short still brings back what it did:
 5. `accuracy`: `simclr-pretrain experiment=small_images` at 32 px on the development
    set (data/README: tinyimagenet10, 4,500 train / 1,000 test images) for a
    `trainer.max_time` budget, then the linear probe at 1% and 10% of the labels, as B4
-   measures on the CPU (`accuracy.log`, `accuracy/report.json`). Without the data
+   measures on the CPU (`accuracy.log`; `accuracy/`: report.json, report.md,
+   metrics.csv; the run itself stays in the scratch folder). Without the data
    (`--data`, `$GPU_SESSION_DATA`, else `shared/data/` or `../shared/data/`) it is
    skipped, saying so.
 
@@ -29,7 +32,8 @@ generation (tests/unit/training/test_compile_step.py checks the compiled step it
 the accuracy run on a generated folder of 48 images), so that nothing in the script
 fails on the GPU machine for a reason a CPU shows first; the `gpu` tests skip there,
 each with its reason, and `install` only reports. tests/repo/test_gpu_session_dry.py
-runs it: about 70 s on the 2-core development machine.
+runs it: about 110 s on the shared 2-core development machine (load average 3-4),
+most of it Python start-up in five processes.
 """
 
 from __future__ import annotations
@@ -54,7 +58,7 @@ NEEDED = {
     "hydra": "hydra-core", "omegaconf": "omegaconf", "antlr4": "antlr4-python3-runtime",
     "kornia": "kornia", "timm": "timm", "sklearn": "scikit-learn", "safetensors": "safetensors",
     "matplotlib": "matplotlib", "PIL": "pillow", "tqdm": "tqdm", "numpy": "numpy",
-    "yaml": "pyyaml", "pytest": "pytest",
+    "yaml": "pyyaml", "scipy": "scipy", "pytest": "pytest",
 }  # fmt: skip
 GPU_TESTS = [
     "tests/integration/test_gpu.py",
@@ -70,6 +74,10 @@ class Session:
 
     def __init__(self, out: Path, dry: bool, budget_s: float) -> None:
         self.out, self.dry = out, dry
+        # Scratch (generated JPEGs, the unpacked data, checkpoints): not brought back.
+        self.work = Path(
+            os.environ.get("GPU_SESSION_WORK") or REPO / "benchmarks/.work/gpu_session"
+        )
         self.deadline = time.monotonic() + budget_s
         self.env = {**os.environ, "PYTHONPATH": _pythonpath([str(REPO)]), "PYTHONUNBUFFERED": "1"}
         self.record: dict[str, Any] = {
@@ -197,7 +205,7 @@ def step_b5(s: Session, limit: float) -> dict[str, Any]:
     else:
         command += ["--images", "4096", "--steps", "40", "--warmup", "10"]
     s.env["BENCH_RESULTS"] = str(s.out)
-    s.env.setdefault("BENCH_WORK", str(s.out.parent / "gpu_session_work"))
+    s.env["BENCH_WORK"] = str(s.work)
     result = s.run("b5", command, limit)
     path = s.out / "b5_gpu.json"
     if path.is_file():
@@ -208,9 +216,8 @@ def step_b5(s: Session, limit: float) -> dict[str, Any]:
 def dev_data(s: Session, given: str | None) -> tuple[Path | None, str]:
     """The development set's folder (train/, test/), unpacked if given as the archive;
     or None and why. A dry run makes a tiny folder instead."""
-    work = s.out.parent / "gpu_session_work"
     if s.dry:
-        return tiny_folder(work / "tiny"), "dry run: a generated folder of 48 images"
+        return tiny_folder(s.work / "tiny"), "dry run: a generated folder of 48 images"
     names = [given] if given else [os.environ.get("GPU_SESSION_DATA"), *DATA_CANDIDATES]
     found = next((REPO / n for n in names if n and (REPO / n).exists()), None)
     if found is None:
@@ -218,7 +225,7 @@ def dev_data(s: Session, given: str | None) -> tuple[Path | None, str]:
         return None, f"no development data at {tried}: pass --data DIR|TAR (data/README.md)"
     if found.is_dir():
         return found, f"folder {found}"
-    target = work / "dev"
+    target = s.work / "dev"
     if not any(target.glob("*/train")):
         with tarfile.open(found) as tar:
             tar.extractall(target, filter="data")
@@ -263,16 +270,20 @@ def step_accuracy(s: Session, limit: float, data: str | None) -> dict[str, Any]:
     root, where = dev_data(s, data)
     if root is None:
         return {"status": "skipped", "reason": where}
-    run = s.out / "accuracy"
+    run = s.work / "accuracy"  # checkpoints and feature caches stay here
     shutil.rmtree(run, ignore_errors=True)
     # What is left after start-up (~15 s) and the evaluation (~45 s) is the budget.
     budget = int(max(30, min(90, limit - 80)))
     command = [sys.executable, "-m", "simclr.console.pretrain",
                *accuracy_overrides(s, root, run, budget)]  # fmt: skip
     result = s.run("accuracy", command, limit, data=where, max_time_s=budget)
-    report = run / "report.json"
-    if report.is_file():
-        result.update(accuracy_summary(json.loads(report.read_text())))
+    kept = s.out / "accuracy"  # what comes back: the report and the training log
+    kept.mkdir(exist_ok=True)
+    for name in ("report.json", "report.md", "logs/metrics.csv"):
+        if (run / name).is_file():
+            shutil.copy2(run / name, kept / Path(name).name)
+    if (kept / "report.json").is_file():
+        result.update(accuracy_summary(json.loads((kept / "report.json").read_text())))
     return result
 
 

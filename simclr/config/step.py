@@ -92,16 +92,22 @@ def choose_views(backend: Any, facts: DeviceFacts) -> tuple[str, str]:
     return "cpu", f"auto: no CUDA device ({facts.kind}), the whole view pipeline in the workers"
 
 
-def choose_decode(augment: Any, views: str, data_name: Any, kind: str) -> tuple[str, str]:
+def choose_decode(
+    augment: Any, views: str, data_name: Any, kind: str, strict: bool = True
+) -> tuple[str, str]:
     """`(cpu | gpu, reason)`: where JPEG files are decoded, for the `augment` config,
     the views' place `views` (as :func:`choose_views` resolved it), the data and the
-    device type. ``augment.decode=gpu`` where it cannot be is a ConfigError.
+    device type. ``augment.decode=gpu`` where it cannot be is a ConfigError, or with
+    `strict=False` (a checkpoint's config read elsewhere) cpu, saying why.
     """
     decode = str(getattr(augment, "decode", "auto"))
     files = str(data_name) in ENCODED_SOURCES
     if decode == "gpu" and not (views == "gpu" and files and kind == "cuda"):
         problem = gpu_decode_problem(augment, data_name)
-        raise ConfigError(problem or f"augment.decode=gpu needs a CUDA device, not {kind}")
+        problem = problem or f"augment.decode=gpu needs a CUDA device, not {kind}"
+        if strict:
+            raise ConfigError(problem)
+        return "cpu", f"set in augment.decode, not possible here: {problem}"
     if decode in ("cpu", "gpu"):
         return decode, "set in augment.decode"
     if not files:
@@ -113,25 +119,26 @@ def choose_decode(augment: Any, views: str, data_name: Any, kind: str) -> tuple[
     return "gpu", f"auto: image files (data={data_name}) and GPU views on CUDA: nvJPEG"
 
 
-def choose_step(cfg: RunConfig, facts: DeviceFacts) -> StepChoice:
+def choose_step(cfg: RunConfig, facts: DeviceFacts, strict: bool = True) -> StepChoice:
     """The step's choices for the run config `cfg` on a device with `facts`.
 
     Reads `encoder.compile`, `augment.backend`, `augment.decode`, `data.name` and
     `loss.chunk_size`; a config older than these keys gets what it had (no compile,
-    views in the workers). Pure.
+    views in the workers). `strict`: see :func:`choose_decode`. Pure.
     """
     augment = cfg.augment
     chunked = bool(getattr(cfg.loss, "chunk_size", None) or 0)
     compiled, why_compile = choose_compile(getattr(cfg.encoder, "compile", False), facts, chunked)
     views, why_views = choose_views(getattr(augment, "backend", "cpu"), facts)
-    decode, why_decode = choose_decode(augment, views, cfg.data.name, facts.kind)
+    decode, why_decode = choose_decode(augment, views, cfg.data.name, facts.kind, strict)
     return StepChoice(compiled, why_compile, views, why_views, decode, why_decode)
 
 
-def choose_step_for(cfg: RunConfig, kind: str | None = None) -> StepChoice:
+def choose_step_for(cfg: RunConfig, kind: str | None = None, strict: bool = True) -> StepChoice:
     """:func:`choose_step` with this machine's facts for device type `kind` (default: where
     `cfg.trainer.accelerator` trains)."""
-    return choose_step(cfg, device_facts(kind or device_kind(cfg.trainer.accelerator)))
+    facts = device_facts(kind or device_kind(cfg.trainer.accelerator))
+    return choose_step(cfg, facts, strict)
 
 
 def views_on(augment_cfg: AugmentConfig, kind: str) -> str:

@@ -66,7 +66,9 @@ class SimCLRModule(pl.LightningModule):
         self.nonfinite = NonFiniteWatch()  # read at logging steps, not every step
         self.schedule_plan: SchedulePlan | None = None  # set by configure_optimizers
         # Compiled or not, where views are made and JPEGs decoded (auto: simclr/config/step.py).
-        self.step_choice: StepChoice = choose_step_for(self.cfg)
+        # Not strict: a checkpoint's config may be read where its decode=gpu cannot run (the
+        # data module, which decodes, refuses that; training never gets here with it).
+        self.step_choice: StepChoice = choose_step_for(self.cfg, strict=False)
         # GPU views: the loader brings uint8 crops; colour and blur run here, batched.
         self.gpu_augment: torch.nn.Module | None = None
         if self.step_choice.views == "gpu":
@@ -221,7 +223,7 @@ class SimCLRModule(pl.LightningModule):
             if self.trainer.is_global_zero:
                 log.info(
                     "encoder.compile: the first step took %.1f s, compiling forward and "
-                    "backward included (counted in trainer.max_time)",
+                    "backward included (inside trainer.max_time, when one is set)",
                     self.compile_seconds,
                 )
 

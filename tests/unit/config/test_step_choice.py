@@ -100,6 +100,13 @@ def test_impossible_gpu_decode_is_one_line(values, facts, named):
     assert "\n" not in str(err.value)
 
 
+def test_a_checkpoints_config_read_elsewhere_is_not_refused():
+    # Loading (not training) a run that decoded on its GPU, on a CPU machine.
+    cfg = run_cfg(augment__backend="gpu", augment__decode="gpu")
+    choice = choose_step(cfg, CPU, strict=False)
+    assert choice.decode == "cpu" and "not possible here" in choice.decode_reason
+
+
 def test_a_config_without_these_keys_gets_what_it_had():
     # The config a checkpoint written before these keys existed holds.
     cfg = OmegaConf.create(
