@@ -24,16 +24,19 @@ PROGRAM = "simclr-eval"
 
 
 def _check(cfg: DictConfig, run: RunDir | None) -> None:
-    """Before Hydra writes anything: a checkpoint, valid eval values, a new output dir."""
+    """Before Hydra writes anything: a checkpoint, valid eval values; then, under the
+    output directory's lock, that it is new or empty and not inside a run in progress."""
     from simclr.evaluation.checkpoint import check_request
-    from simclr.runs.output import check_new_or_empty, claim_of
+    from simclr.runs.output import check_new_or_empty, check_outside_live_run, claim_of
 
-    check_request(cfg)
+    weights = check_request(cfg)
     if run is not None:
         taken = claim_of(run.path)
         check_new_or_empty(
             "hydra.run.dir", run.path, "an evaluation", taken.before if taken else None
         )
+        trained = RunDir.of_checkpoint(weights)
+        check_outside_live_run("hydra.run.dir", run.path, trained.path if trained else None)
 
 
 def _beside_the_run(cfg: DictConfig) -> Path | None:

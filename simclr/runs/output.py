@@ -284,6 +284,21 @@ def check_apart(key: str, out: Path, inputs: Mapping[str, Path | None]) -> None:
         )
 
 
+def check_outside_live_run(key: str, out: Path, source: Path | None) -> None:
+    """OutputError if `out` lies in the run directory `source` while a process trains into it."""
+    from simclr.runs.lock import read_holder
+
+    if source is None:
+        return
+    holder = read_holder(RunDir(source))
+    target, run = _resolved(out), _resolved(source)
+    if holder is not None and holder.alive() and (target == run or run in target.parents):
+        raise OutputError(
+            f"{key}={out} lies inside {source}, a run in progress ({holder.describe()}); "
+            "evaluate into a directory of its own (leave hydra.run.dir out for a new one)"
+        )
+
+
 def shard_set_files(dest: Path, manifest: str, splits: Iterable[str]) -> list[Path] | None:
     """The files of a shard set at `dest` (rule 3); None if it holds anything else.
 
