@@ -18,6 +18,7 @@ wrong type fail at composition, before any data is read.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -314,13 +315,36 @@ def default_config() -> dict[str, Any]:
     return {str(k): v for k, v in plain.items()}
 
 
+_INTERPOLATION = re.compile(r"(\\*)\$\{")
+
+
+def literal(value: Any) -> Any:
+    """`value` (plain data: dicts, lists, scalars) with every string kept as data.
+
+    A saved config holds resolved values: a path or name that contains `${` (a
+    folder named `${oc.env:X}`) is text, not an interpolation. OmegaConf reads `\\${`
+    as a literal `${` and `\\\\` before it as one backslash, so each `${` gets one
+    backslash more than twice those before it.
+    """
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+        return _INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", value)
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [literal(v) for v in value]
+    return value
+
+
 def merged_config(saved: dict[str, Any]) -> DictConfig:
     """A saved config (e.g. a checkpoint's) over the defaults, as an OmegaConf node.
 
     Keys a newer schema added get their defaults, so old checkpoints stay readable;
-    the node is untyped so that keys an older schema had are kept, not refused.
+    the node is untyped so that keys an older schema had are kept, not refused. Its
+    strings are data (:func:`literal`).
     """
-    merged = OmegaConf.merge(OmegaConf.create(default_config()), OmegaConf.create(saved))
+    merged = OmegaConf.merge(OmegaConf.create(default_config()), OmegaConf.create(literal(saved)))
     assert isinstance(merged, DictConfig)
     return merged
 

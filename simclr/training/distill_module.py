@@ -16,6 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
+from simclr.config.schema import literal
 from simclr.losses.distillation import distillation_loss
 from simclr.models import build_encoder, feature_dim
 from simclr.training.optim import build_optimizer, build_scheduler, global_batch_size
@@ -34,7 +35,7 @@ class DistillModule(pl.LightningModule):
         if isinstance(config, DictConfig):
             config = OmegaConf.to_container(config, resolve=True, enum_to_str=True)  # type: ignore[assignment]
         self.save_hyperparameters({"config": config, "num_classes": int(num_classes)})
-        self.cfg = OmegaConf.create(config)
+        self.cfg = OmegaConf.create(literal(config))  # saved values are data, not syntax
         self.encoder = build_encoder(self.cfg.encoder)
         # "classifier.head.*": the key layout of a simclr-finetune classifier checkpoint.
         self.classifier = nn.ModuleDict({"head": nn.Linear(feature_dim(self.encoder), num_classes)})

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from simclr.config.choices import AugmentBackend
 from simclr.config.hardware import HardwareChoice, choose_for
-from simclr.config.schema import RunConfig
+from simclr.config.schema import RunConfig, literal
 from simclr.errors import SimclrError
 from simclr.losses.ntxent import NTXentLoss
 from simclr.models import build_encoder, build_head, feature_dim
@@ -49,7 +49,11 @@ class SimCLRModule(pl.LightningModule):
     def __init__(self, config: DictConfig | dict[str, Any]) -> None:
         super().__init__()
         # Typed when given typed; a copy, so the caller's later edits do not reach us.
-        cfg = copy.deepcopy(config) if isinstance(config, DictConfig) else OmegaConf.create(config)
+        cfg = (
+            copy.deepcopy(config)
+            if isinstance(config, DictConfig)
+            else OmegaConf.create(literal(config))  # saved values are data, not syntax
+        )
         self.cfg: RunConfig = cfg  # type: ignore[assignment]  # a DictConfig of the schema
         plain = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
         self.save_hyperparameters({"config": plain})
