@@ -26,7 +26,8 @@ from simclr.config.compose import compose_checked
 from simclr.config.schema import RunConfig, as_run_config
 from simclr.console.app import CONF_DIR, CONFIG_NAME
 from simclr.console.preflight import expand_home
-from simclr.runs.rundir import RunDir
+from simclr.errors import ConfigError
+from simclr.runs.output import Claim, check_new_or_empty, claim, claim_new
 
 
 @dataclass(frozen=True)
@@ -55,10 +56,33 @@ def compose(overrides: Sequence[str] = ()) -> tuple[RunConfig, Path]:
     return as_run_config(cfg), run_dir
 
 
+def _check_overrides(overrides: object) -> None:
+    """ConfigError unless `overrides` is a list of strings (a lone string is a common slip)."""
+    if isinstance(overrides, str | bytes) or not isinstance(overrides, Sequence):
+        raise ConfigError(
+            f"overrides={overrides!r}: expected a list of strings such as "
+            f"[{str(overrides)!r}], not {type(overrides).__name__}"
+        )
+    for item in overrides:
+        if not isinstance(item, str):
+            raise ConfigError(
+                f"overrides: {item!r} is a {type(item).__name__}; each override is a string "
+                "such as 'trainer.max_epochs=5'"
+            )
+
+
 def _result(run_dir: Path, report_md: Path | None) -> RunResult:
     if report_md is None:
         return RunResult(run_dir, None)
     return RunResult(run_dir, json.loads(report_md.with_name("report.json").read_text()))
+
+
+def _claimed(path: Path | None, default: Path, command: str, *, resume: bool = False) -> Claim:
+    """The output directory, claimed as the console claims it (its lock written first)."""
+    if path is None:
+        return claim_new(default, command, key="run_dir")
+    hint = "pass resume=auto to continue or restart that run there, or choose another run_dir"
+    return claim(path, command, key="run_dir", take_stale=resume, stale_hint=hint)
 
 
 def pretrain(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -> RunResult:
@@ -68,19 +92,30 @@ def pretrain(overrides: Sequence[str] = (), run_dir: str | Path | None = None) -
         overrides: Hydra overrides, e.g. ``["experiment=digits", "trainer.max_epochs=5"]``.
         run_dir: where the run's files go (default: the config's ``hydra.run.dir``,
             ``outputs/<date>/<time>``); a finished run there is refused.
+
+    A failure leaves what the run trained (its checkpoints) and removes anything
+    else this call made; nothing that was there before is touched.
     """
     from simclr.config import validate_config
     from simclr.config.validate import check_read_by
     from simclr.jobs.pretrain import check_run_dir, pretrain_run
 
+    _check_overrides(overrides)
     cfg, default_dir = compose(overrides)
-    run = RunDir(Path(run_dir).expanduser() if run_dir is not None else default_dir)
     validate_config(cfg)  # as the console does: before anything is written
     check_read_by(cfg, "simclr-pretrain")
-    check_run_dir(run, str(cfg.resume), started=False)
-    run.path.mkdir(parents=True, exist_ok=True)
     command = shlex.join(["simclr.pretrain", *overrides])
-    return _result(run.path, pretrain_run(cfg, run, command=command))
+    resume = str(cfg.resume) == "auto"
+    given = Path(run_dir).expanduser() if run_dir is not None else None
+    taken = _claimed(given, default_dir, command, resume=resume)
+    try:
+        check_run_dir(taken.run, str(cfg.resume), taken.before)
+        report = pretrain_run(cfg, taken.run, command=command)
+    except BaseException:
+        taken.fail()
+        raise
+    taken.release()
+    return _result(taken.run.path, report)
 
 
 def evaluate(
@@ -91,16 +126,23 @@ def evaluate(
     Args:
         checkpoint: what to evaluate.
         overrides: Hydra overrides for `eval.*`, `seed`, `data` (e.g. another labeled folder).
-        out_dir: where the report goes (default: the config's ``hydra.run.dir``).
+        out_dir: where the report goes (default: the config's ``hydra.run.dir``); a new
+            or empty directory.
     """
-    from simclr.console.preflight import check_new_or_empty
     from simclr.evaluation.checkpoint import check_request, evaluate_checkpoint
 
+    _check_overrides(overrides)
     given = [*overrides, f"checkpoint={checkpoint}"]
     cfg, default_dir = compose(given)
     check_request(cfg)
-    out = Path(out_dir).expanduser() if out_dir is not None else default_dir
-    check_new_or_empty("out_dir", out, "an evaluation")
-    out.mkdir(parents=True, exist_ok=True)
-    report = evaluate_checkpoint(cfg, given, out, command=shlex.join(["simclr.evaluation", *given]))
-    return _result(out, report)
+    command = shlex.join(["simclr.evaluation", *given])
+    out = Path(out_dir).expanduser() if out_dir is not None else None
+    taken = _claimed(out, default_dir, command)
+    try:
+        check_new_or_empty("out_dir", taken.run.path, "an evaluation", taken.before)
+        report = evaluate_checkpoint(cfg, given, taken.run.path, command=command)
+    except BaseException:
+        taken.discard()
+        raise
+    taken.release()
+    return _result(taken.run.path, report)

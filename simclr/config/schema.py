@@ -20,6 +20,7 @@ wrong type fail at composition, before any data is read.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -321,6 +322,28 @@ def default_config() -> dict[str, Any]:
     return {str(k): v for k, v in plain.items()}
 
 
+_INTERPOLATION = re.compile(r"(\\*)\$\{")
+
+
+def literal(value: Any) -> Any:
+    """`value` (plain data: dicts, lists, scalars) with every string kept as data.
+
+    A saved config holds resolved values: a path or name that contains `${` (a
+    folder named `${oc.env:X}`) is text, not an interpolation. OmegaConf reads `\\${`
+    as a literal `${` and `\\\\` before it as one backslash, so each `${` gets one
+    backslash more than twice those before it.
+    """
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+        return _INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", value)
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [literal(v) for v in value]
+    return value
+
+
 def node_of(cfg: object) -> DictConfig:
     """The OmegaConf node behind a config typed as its schema.
 
@@ -358,10 +381,11 @@ def typed_config(saved: Mapping[str, Any]) -> RunConfig:
     The one boundary where plain values become typed: laid over the schema's
     defaults, so keys a newer schema added get their defaults and old checkpoints stay
     readable; keys an older schema had are dropped; values are converted to their
-    field's type (enum members from their strings) by OmegaConf.
+    field's type (enum members from their strings) by OmegaConf. Its strings are data
+    (:func:`literal`): a saved path holding `${` is text, not an interpolation.
     """
     schema = OmegaConf.structured(RunConfig)
-    merged = OmegaConf.merge(schema, _known(saved, schema))
+    merged = OmegaConf.merge(schema, _known(literal(saved), schema))
     assert isinstance(merged, DictConfig)
     return as_run_config(merged)
 

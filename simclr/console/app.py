@@ -24,7 +24,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import shutil
 import sys
 from collections.abc import Callable, Sequence
 from importlib import resources
@@ -35,6 +34,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 
 from simclr.config import register_configs
+from simclr.config.resolvers import launched_as_rank_zero
 from simclr.config.schema import RunConfig
 from simclr.console.errors import (
     EXIT_USER_ERROR,
@@ -46,6 +46,7 @@ from simclr.console.help import GENERIC, HELP_FLAGS, PAGES
 from simclr.console.preflight import JobCheck, expand_home, preflight
 from simclr.errors import SimclrError
 from simclr.evaluation.report_schema import Report, load_report
+from simclr.runs.output import Claim, Made, claim, claim_of, release_all
 from simclr.runs.rundir import RunDir
 
 VERBOSE_ENV = "SIMCLR_VERBOSE"  # read by DDP children too, which re-run the command line
@@ -194,45 +195,50 @@ def in_multirun() -> bool:
 
 
 def hydra_job(program: str, cfg: RunConfig, task: Callable[[RunConfig, RunDir], T]) -> T | None:
-    """Run one Hydra job under the error policy.
+    """Run one Hydra job under the error policy, holding its directory's lock.
 
-    A user error is one line on stderr and in the run's `error.txt` (so that
-    `simclr-report` lists the job as failed); a single run then exits 2, a sweep
-    job returns None and the sweep goes on.
+    A single run's directory was claimed by the preflight (its lock the first thing
+    written); a sweep's job directory is claimed here, before the job reads or
+    writes anything of its own. A user error is one line on stderr; a sweep job
+    then writes it to its `error.txt` (so that `simclr-report` lists it as failed)
+    and returns None, and the sweep goes on. A single run exits 2 after
+    :meth:`~simclr.runs.output.Claim.fail`: a run that trained keeps its
+    checkpoints (and gets `error.txt`), anything else this process made is removed,
+    and nothing that was there before is touched.
     """
     run = current_run_dir()
     configure_job_logging(verbose_wanted(HydraConfig.get().verbose))
+    taken = claim_of(run.path)
+    if taken is None and launched_as_rank_zero():
+        # A sweep job: Hydra made its directory for it a moment ago (the sweep's is ours).
+        taken = claim(run.path, " ".join([program, *HydraConfig.get().overrides.task]))
+        taken.made = Made(run.path)  # everything in it is this job's
     try:
-        return task(cfg, run)
+        result = task(cfg, run)
     except (SimclrError, OSError) as caught:
         err = user_error(caught)
         if err is None or full_error_wanted():
             raise
         message = report_error(program, err)
-        # Marks the directory as a failed run, unless it is one that finished earlier.
-        if run.path.is_dir() and not run.error_file.exists() and not run.finished_marker():
-            with contextlib.suppress(OSError):  # a full disk must not hide the message
-                run.error_file.write_text(message + "\n")
         if in_multirun():
             _failed_jobs.append(run.path.name)
+            if taken is not None:
+                _mark_failed(taken, message)
             return None
-        discard_unstarted(run)
+        if taken is not None:
+            taken.fail(message)
         sys.exit(EXIT_USER_ERROR)
+    if taken is not None:
+        taken.release()
+    return result
 
 
-def discard_unstarted(run: RunDir) -> None:
-    """Remove a single run's directory that holds nothing but this failed job's own files.
-
-    Its checks passed only for a new or empty directory (or resume=auto), and nothing
-    was trained into it: what is left (.hydra/, the log, error.txt) would look like a
-    run. The one line on stderr says what went wrong.
-    """
-    cfg = HydraConfig.get()
-    resumed = any(o.split("=", 1)[0].lstrip("+~") == "resume" for o in cfg.overrides.task)
-    if resumed or run.checkpoints.exists() or run.finished_marker():
-        return
-    with contextlib.suppress(OSError):
-        shutil.rmtree(run.path)
+def _mark_failed(taken: Claim, message: str) -> None:
+    """A sweep job that failed stays as a row for `simclr-report`, with its error."""
+    if taken.run.finished_marker() is None:
+        with contextlib.suppress(OSError):  # a full disk must not hide the message
+            taken.run.error_file.write_text(message + "\n")
+    taken.release()
 
 
 def run_app(
@@ -260,12 +266,17 @@ def run_app(
         sys.exit(EXIT_USER_ERROR)
     if not full_error_wanted():
         try:
-            sys.argv += preflight(sys.argv[1:], CONF_DIR, CONFIG_NAME, check_job, default_dir)
+            sys.argv += preflight(
+                sys.argv[1:], CONF_DIR, CONFIG_NAME, check_job, default_dir, program
+            )
         except SimclrError as err:
             report_error(program, err)
             sys.exit(EXIT_USER_ERROR)
     _failed_jobs.clear()
-    app()
+    try:
+        app()
+    finally:
+        release_all()  # the sweep's directory, or a run a crash left locked
     if _failed_jobs:
         print(
             f"{program}: error: {len(_failed_jobs)} job(s) of the sweep failed: "

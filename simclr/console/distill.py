@@ -57,10 +57,17 @@ def student_config(cli_cfg: RunConfig, overrides: Sequence[str]) -> RunConfig:
 
 
 def _check(cfg: RunConfig, run: RunDir | None) -> None:
-    """Before Hydra writes anything: the `distill.*` values (the teacher is read in the job)."""
+    """Before Hydra writes anything: the `distill.*` values (the teacher is read in the
+    job); then, under the output directory's lock, that it is new or empty."""
     from simclr.jobs.distill import check_distill
+    from simclr.runs.output import check_new_or_empty, claim_of
 
     check_distill(cfg)
+    if run is not None:
+        taken = claim_of(run.path)
+        check_new_or_empty(
+            "hydra.run.dir", run.path, "a distillation", taken.before if taken else None
+        )
 
 
 def run_distill(cfg: RunConfig, overrides: Sequence[str], run_dir: Path) -> Path | None:

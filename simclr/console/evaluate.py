@@ -24,21 +24,33 @@ PROGRAM = "simclr-eval"
 
 
 def _check(cfg: RunConfig, run: RunDir | None) -> None:
-    """Before Hydra writes anything: a checkpoint, valid eval values, a new output dir."""
-    from simclr.console.preflight import check_new_or_empty
+    """Before Hydra writes anything: a checkpoint, valid eval values; then, under the
+    output directory's lock, that it is new or empty and not inside a run in progress."""
     from simclr.evaluation.checkpoint import check_request
+    from simclr.runs.output import check_new_or_empty, check_outside_live_run, claim_of
 
-    check_request(cfg)
+    weights = check_request(cfg)
     if run is not None:
-        check_new_or_empty("hydra.run.dir", run.path, "an evaluation")
+        taken = claim_of(run.path)
+        check_new_or_empty(
+            "hydra.run.dir", run.path, "an evaluation", taken.before if taken else None
+        )
+        trained = RunDir.of_checkpoint(weights)
+        check_outside_live_run("hydra.run.dir", run.path, trained.path if trained else None)
 
 
 def _beside_the_run(cfg: RunConfig) -> Path | None:
-    """`<run>/eval/<date>_<time>` when the checkpoint belongs to a writable run directory."""
+    """`<run>/eval/<date>_<time>` when the checkpoint belongs to a writable run directory
+    that no process is training into (a run in progress is not written into: the
+    evaluation then gets Hydra's default directory of its own)."""
     from simclr.evaluation.checkpoint import check_request
+    from simclr.runs.lock import read_holder
 
     run = RunDir.of_checkpoint(check_request(cfg))
     if run is None or not os.access(run.path, os.W_OK):
+        return None
+    holder = read_holder(run)
+    if holder is not None and holder.alive():
         return None
     return run.evaluations / dt.datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
 

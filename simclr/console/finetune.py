@@ -23,12 +23,15 @@ PROGRAM = "simclr-finetune"
 
 
 def _check(cfg: RunConfig, run: RunDir | None) -> None:
-    from simclr.console.preflight import check_new_or_empty
     from simclr.evaluation.checkpoint import check_request
+    from simclr.runs.output import check_new_or_empty, claim_of
 
     check_request(cfg)
     if run is not None:
-        check_new_or_empty("hydra.run.dir", run.path, "a fine-tuning run")
+        taken = claim_of(run.path)
+        check_new_or_empty(
+            "hydra.run.dir", run.path, "a fine-tuning run", taken.before if taken else None
+        )
 
 
 def _finetune(cfg: RunConfig, run: RunDir) -> float:

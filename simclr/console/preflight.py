@@ -42,6 +42,7 @@ from simclr.config.compose import compose_checked, explain_composition_error
 from simclr.config.resolvers import launched_as_rank_zero
 from simclr.config.schema import RunConfig, as_run_config, node_of
 from simclr.errors import ConfigError, OutputError
+from simclr.runs.output import check_new_or_empty, claim, claim_new
 from simclr.runs.rundir import RunDir
 
 # Characters Hydra accepts in an unquoted value (besides letters and digits).
@@ -133,38 +134,14 @@ def check_output_dir(key: str, directory: str) -> None:
         raise OutputError(f"{key}={directory}: {existing} is not writable")
 
 
+_STALE_HINT = (
+    "pass resume=auto to continue or restart that run there, or choose another hydra.run.dir"
+)
 JobCheck = Callable[[RunConfig, RunDir | None], None]
 
 
 def _given(overrides: Sequence[str], key: str) -> bool:
     return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides)
-
-
-def check_new_or_empty(key: str, directory: Path, what: str) -> None:
-    """OutputError if `directory` exists and holds anything (earlier work is never touched)."""
-    if directory.is_dir() and any(directory.iterdir()):
-        held = sorted(p.name for p in directory.iterdir())
-        raise OutputError(
-            f"{key}={directory}: already holds {', '.join(held[:3])}"
-            f"{', ...' if len(held) > 3 else ''}; {what} needs a new or empty directory"
-        )
-
-
-def free_directory(path: Path) -> Path:
-    """`path`, or `path-2`, `path-3`, ... : the first that did not exist, created atomically.
-
-    Two runs started in the same second would otherwise share Hydra's default
-    `outputs/<date>/<time>`; mkdir (not an existence check) makes the claim race-free.
-    """
-    for n in range(1, 1000):
-        candidate = path if n == 1 else path.with_name(f"{path.name}-{n}")
-        try:
-            candidate.parent.mkdir(parents=True, exist_ok=True)
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-    raise OutputError(f"{path}: no free directory name after 999 tries")
 
 
 def preflight(
@@ -173,16 +150,18 @@ def preflight(
     config_name: str,
     check_job: JobCheck | None = None,
     default_dir: Callable[[RunConfig], Path | None] | None = None,
+    program: str = "simclr",
 ) -> list[str]:
-    """Check every job `argv` asks for before Hydra writes anything; one-line errors.
+    """Check every job `argv` asks for, claim the output directory; one-line errors.
 
     Composes each job's config (each value of a sweep at least once) and runs the
-    command's own `check_job(cfg, None)` on it (its values). A directory the user
-    named is then checked (`check_job(cfg, RunDir)` for a run; a sweep's must be new
-    or empty); otherwise the command's `default_dir(cfg)` or Hydra's default
-    (`outputs/<date>/<time>`) is claimed, with a suffix if another run took it this
-    second. Returns the overrides to append to
-    the command line (the directory claimed, pinned).
+    command's own `check_job(cfg, None)` on it (its values). Then the output
+    directory is claimed, its lock the first thing written (:mod:`simclr.runs.output`):
+    the one the user named, or the command's `default_dir(cfg)` or Hydra's default
+    (`outputs/<date>/<time>`, with a suffix if another run took it this second). Under
+    the lock, `check_job(cfg, RunDir)` judges what the directory held (a sweep's must
+    be new or empty); a refusal undoes the claim, so nothing is left written. Returns
+    the overrides to append to the command line (the directory claimed, pinned).
     """
     from hydra._internal.utils import get_args_parser  # the parser @hydra.main uses
 
@@ -199,20 +178,32 @@ def preflight(
         if check_job is not None and not args.cfg:
             check_job(cfg, None)
     if cfg is None or args.cfg or not launched_as_rank_zero():
-        # --cfg writes nothing; DDP children run in rank 0's (already checked) directory.
+        # --cfg writes nothing; DDP children run in rank 0's (already claimed) directory.
         return []
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     directory = str(OmegaConf.select(node_of(cfg), key))
     check_output_dir(key, directory)
     path = Path(directory).expanduser()
-    if not _given(args.overrides, key):
+    command = " ".join([program, *argv])
+    if _given(args.overrides, key):
+        resumes = program == "simclr-pretrain" and not multirun  # the one command with resume=
+        take = resumes and str(OmegaConf.select(node_of(cfg), "resume", default="")) == "auto"
+        hint = _STALE_HINT if resumes else f"choose another {key}"
+        taken = claim(path, command, key=key, take_stale=take, stale_hint=hint)
+        pinned = []
+    else:
         if not multirun and default_dir is not None:
             path = default_dir(cfg) or path
+        taken = claim_new(path, command, key=key)
         # Pinned on the command line: Hydra resolves `${now:...}` again, maybe a second later.
-        claimed = str(free_directory(path))
-        return [f"{key}={hydra_value(claimed, f'{key}={claimed}')}"]
-    if multirun:
-        check_new_or_empty(key, path, "a sweep")
-    elif check_job is not None:
-        check_job(cfg, RunDir(path))
-    return []
+        where = str(taken.run.path)
+        pinned = [f"{key}={hydra_value(where, f'{key}={where}')}"]
+    try:
+        if multirun:
+            check_new_or_empty(key, taken.run.path, "a sweep", taken.before)
+        elif check_job is not None:
+            check_job(cfg, taken.run)
+    except BaseException:
+        taken.discard()
+        raise
+    return pinned

@@ -21,17 +21,34 @@ PROGRAM = "simclr-pretrain"
 
 
 def _check(cfg: RunConfig, run: RunDir | None) -> None:
-    """Before Hydra writes anything: the values, and a run directory that is ours to use."""
+    """Before Hydra writes anything: the values; then, under the run directory's lock
+    (`run` given), what it holds and the checkpoint a resume would continue."""
     from simclr.config import validate_config
     from simclr.config.validate import check_read_by
     from simclr.jobs.pretrain import check_run_dir
+    from simclr.runs.output import claim_of
     from simclr.training.trainer import check_devices
 
     validate_config(cfg)
     check_read_by(cfg, PROGRAM)
     check_devices(cfg)
-    if run is not None:
-        check_run_dir(run, str(cfg.resume), started=False)
+    if run is None:
+        return
+    taken = claim_of(run.path)
+    last = check_run_dir(run, str(cfg.resume), taken.before if taken else ())
+    if last is not None:
+        import warnings
+
+        from omegaconf import OmegaConf
+
+        from simclr.config.schema import as_run_config, node_of
+        from simclr.training.resume import check_resumable
+
+        node = node_of(cfg)
+        job = as_run_config(OmegaConf.masked_copy(node, [str(k) for k in node if k != "hydra"]))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # said once, by the job, into its log too
+            check_resumable(last, job)
 
 
 def _pretrain(cfg: RunConfig, run: RunDir) -> float | None:

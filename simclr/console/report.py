@@ -17,6 +17,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from simclr.config.choices import Baseline, Evaluator
 from simclr.console.errors import run_command
 
 EPILOG = """\
@@ -28,6 +29,19 @@ outputs: sweep.md, sweep.csv, sweep.json and sweep.png inside DIR.
 docs: README.md ("Sweep") and docs/report-schema.md
 """
 PROGRAM = "simclr-report"
+EVALUATORS = [e.value for e in Evaluator]
+REPRESENTATIONS = ["simclr", *(b.value for b in Baseline)]
+
+
+def _fraction(text: str) -> float:
+    """A label fraction in (0, 1], or argparse's one-line error naming it."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a label fraction in (0, 1]")
+    return value
 
 
 def cli(argv: list[str] | None = None) -> int:
@@ -39,9 +53,9 @@ def cli(argv: list[str] | None = None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("directory", type=Path, help="a Hydra multirun directory")
-    parser.add_argument("--evaluator", default="linear", help="linear | mlp | knn | finetune")
-    parser.add_argument("--fraction", type=float, default=0.1, help="label fraction (default 0.1)")
-    parser.add_argument("--representation", default="simclr", help="simclr | random_init | ...")
+    parser.add_argument("--evaluator", default="linear", choices=EVALUATORS)
+    parser.add_argument("--fraction", type=_fraction, default=0.1, help="label fraction (0.1)")
+    parser.add_argument("--representation", default="simclr", choices=REPRESENTATIONS)
     args = parser.parse_args(argv)
 
     def report() -> int:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import shutil
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from simclr.data.splits import DataSplits
-from simclr.errors import DataError, OutputError
+from simclr.errors import ConfigError, DataError, OutputError
+from simclr.runs.output import Made, check_apart, shard_set_files, swap_in
 
 _OPTIMIZER_WORKERS = "DATA_OPTIMIZER_NUM_WORKERS"  # litdata.optimize exports it
 
@@ -65,17 +66,53 @@ def _encode(item: tuple[str, int, str, str]) -> dict[str, Any]:
         return {"image": f.read(), "label": int(label), "split": split, "name": name}
 
 
-def _check_dest(dest: str, force: bool) -> None:
-    if _is_remote(dest):
-        return  # litdata refuses a non-empty remote output unless mode="overwrite"
-    path = Path(dest)
+SPLITS = ("train", "test", "unlabeled")
+_UNITS = {"": 1, "b": 1, "k": 1000, "kb": 1000, "m": 1000**2, "mb": 1000**2}
+_UNITS |= {"g": 1000**3, "gb": 1000**3, "t": 1000**4, "tb": 1000**4}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([a-z]*)\s*")
+
+
+def chunk_size(text: str | int) -> int:
+    """`--chunk-bytes` as a number of bytes (`64MB`, `512kb`, `1e6` is not a size)."""
+    match = _SIZE.fullmatch(str(text).lower())
+    size = (
+        int(float(match.group(1)) * _UNITS[match.group(2)])
+        if match and match.group(2) in _UNITS
+        else 0
+    )
+    if size < 1:
+        raise ConfigError(
+            f"--chunk-bytes={text}: expected a size above 0 such as 64MB, 512KB or 1GB "
+            "(units B, KB, MB, GB, TB)"
+        )
+    return size
+
+
+def _old_shards(dest: str, force: bool) -> list[Path] | None:
+    """The files of the shard set `force` would replace at `dest`; None if DEST is new or empty.
+
+    Refuses a DEST that is a file, holds anything without `force`, or, with `force`,
+    anything but a shard set (simclr/runs/output.py, rule 3).
+    """
+    path = Path(dest).expanduser()
     if path.exists() and not path.is_dir():
         raise OutputError(f"DEST={dest}: a file, not a directory")
-    if path.is_dir() and any(path.iterdir()) and not force:
+    if not path.is_dir() or not any(path.iterdir()):
+        return None
+    if not force:
         raise OutputError(
             f"DEST={dest} already exists and is not empty; choose another DEST or pass "
             "--force to replace it"
         )
+    files = shard_set_files(path, MANIFEST, SPLITS)
+    if files is None:
+        held = sorted(p.name for p in path.iterdir())
+        raise OutputError(
+            f"DEST={dest} holds {', '.join(held[:3])}{', ...' if len(held) > 3 else ''}, not only "
+            "shards of simclr-prepare; --force replaces only an earlier shard set (index.json "
+            "and its chunk files per split): choose another DEST"
+        )
+    return files
 
 
 def _items(splits: DataSplits, src: Path) -> dict[str, list[tuple[str, int, str, str]]]:
@@ -116,14 +153,16 @@ def prepare_shards(
         DataError: `src` is missing, empty or holds no images (one line).
         OutputError: `dest` exists and `force` is not set.
     """
-    from litdata import optimize
-
     from simclr.data.folder import folder_splits
 
     source = Path(src).expanduser()
     if not source.is_dir():
         raise DataError(f"SRC={src}: no such directory; expected an image folder")
-    _check_dest(dest, force)
+    size = chunk_size(chunk_bytes)
+    old = None
+    if not _is_remote(dest):
+        check_apart("DEST", Path(dest), {"SRC": source})
+        old = _old_shards(dest, force)
     try:
         splits = folder_splits(str(source), on_bad_image)  # screens every file first
     except DataError as err:
@@ -131,22 +170,8 @@ def prepare_shards(
         message = str(err).replace(f"data.root={source}", f"SRC={src}", 1)
         message = message.replace("data.on_bad_image=skip", "--on-bad-image skip")
         raise DataError(message) from None
-    if force and not _is_remote(dest) and Path(dest).is_dir():
-        shutil.rmtree(dest)  # nothing of the old shards may survive next to the new ones
     items = _items(splits, source)
     workers = max(1, int(workers or os.cpu_count() or 1))
-    with _process_state_kept():
-        for split, inputs in items.items():
-            optimize(
-                fn=_encode,
-                inputs=inputs,
-                output_dir=split_dir(dest, split),
-                num_workers=min(workers, len(inputs)),
-                chunk_bytes=chunk_bytes,
-                reorder_files=False,  # items in folder order; training shuffles anyway
-                mode="overwrite" if force else None,
-                verbose=progress,
-            )
     counts = {split: len(inputs) for split, inputs in items.items()}
     manifest = {
         "format": FORMAT_VERSION,
@@ -155,8 +180,57 @@ def prepare_shards(
         "source": str(source.resolve()),
         "skipped": list(splits.skipped),
     }
-    _write_text(split_dir(dest, MANIFEST), json.dumps(manifest, indent=1) + "\n")
+    if _is_remote(dest):
+        _write_shards(items, dest, workers, size, progress, force, manifest)
+    else:
+        _write_local(items, Path(dest).expanduser(), old, (workers, size, progress), manifest)
     return PrepareResult(dest, counts, list(splits.classes), list(splits.skipped))
+
+
+def _write_local(
+    items: dict[str, list[tuple[str, int, str, str]]],
+    dest: Path,
+    old: list[Path] | None,
+    how: tuple[int, int, bool],
+    manifest: dict[str, Any],
+) -> None:
+    """Write the shards into `dest`; the old shard set `old` is replaced only once the
+    new one is complete, and a failure removes what this call made and nothing else."""
+    target = Made.at(dest, "DEST")
+    staging = dest / f".simclr-prepare-{os.getpid()}" if old is not None else dest
+    try:
+        _write_shards(items, str(staging), *how, False, manifest)
+        if old is not None:
+            swap_in(dest, staging, old)
+    except BaseException:
+        target.undo()
+        raise
+
+
+def _write_shards(
+    items: dict[str, list[tuple[str, int, str, str]]],
+    dest: str,
+    workers: int,
+    size: int,
+    progress: bool,
+    overwrite: bool,
+    manifest: dict[str, Any],
+) -> None:
+    from litdata import optimize
+
+    with _process_state_kept():
+        for split, inputs in items.items():
+            optimize(
+                fn=_encode,
+                inputs=inputs,
+                output_dir=split_dir(dest, split),
+                num_workers=min(workers, len(inputs)),
+                chunk_bytes=size,
+                reorder_files=False,  # items in folder order; training shuffles anyway
+                mode="overwrite" if overwrite else None,
+                verbose=progress,
+            )
+    _write_text(split_dir(dest, MANIFEST), json.dumps(manifest, indent=1) + "\n")
 
 
 @contextmanager

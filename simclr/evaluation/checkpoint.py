@@ -104,6 +104,14 @@ def earlier_data(run: RunDir | None) -> tuple[dict[str, Any], Path] | None:
         return None
 
 
+def _writable_and_idle(run: RunDir) -> bool:
+    """Whether the feature cache may go into `run`: writable, and no process training into it."""
+    from simclr.runs.lock import read_holder
+
+    holder = read_holder(run)
+    return os.access(run.path, os.W_OK) and (holder is None or not holder.alive())
+
+
 def check_request(cfg: RunConfig) -> Path:
     """The weights file `cfg.checkpoint` names, after checking it and `cfg.eval` (one line)."""
     from simclr.hub.loading import resolve
@@ -136,7 +144,7 @@ def evaluate_checkpoint(
     run_cfg = effective_config(cfg, meta["config"], overrides)
     validate_data(eval_data_config(run_cfg), key="eval.data" if cfg.eval.data else "data")
     run = RunDir.of_checkpoint(source)
-    cache = run.features if run and os.access(run.path, os.W_OK) else None
+    cache = run.features if run and _writable_and_idle(run) else None  # else out_dir's own
     report = evaluate_encoder(
         encoder,
         run_cfg,

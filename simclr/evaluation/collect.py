@@ -18,7 +18,12 @@ from simclr.config.hardware import HardwareChoice, choose_for
 from simclr.config.schema import DataConfig, RunConfig
 from simclr.data.splits import DataSplits
 from simclr.errors import DataError, OutputError
-from simclr.evaluation.features import FeatureSet, cached_features, representations
+from simclr.evaluation.features import (
+    FeatureSet,
+    cached_features,
+    data_fingerprint,
+    representations,
+)
 from simclr.models.inference import model_device
 
 
@@ -108,6 +113,7 @@ def collect_features(
     data_cfg = eval_data_config(cfg)
     transform = build_eval_transform(cfg.augment, int(data_cfg.image_size))
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    fingerprint = data_fingerprint(splits, data_cfg)  # once: every representation reads it
     features: dict[str, FeatureSet] = {}
     chosen: dict[str, HardwareChoice] = {}
     for name, (model, model_id) in representations(encoder, cfg, checkpoint_path).items():
@@ -125,6 +131,7 @@ def collect_features(
             batch_size=cfg.eval.batch_size,
             device=device,
             hardware=chosen[name],
+            fingerprint=fingerprint,
         )
         model.to(home)  # extraction may have moved it to the GPU
     return Collected(data_cfg, splits, transform, features, chosen.get("simclr"))

@@ -4,8 +4,10 @@ Frozen features of the labeled splits, extracted once and cached on disk.
 
 The cache file name is a hash of what determines the features: the model (a
 checkpoint file's path, size and modification time, or a hash of the weights),
-the evaluation data config and the exact eval transform. Any change to one of
-them is a new file, so a stale cache cannot be read by mistake.
+the evaluation data config, the exact eval transform, and the data's content:
+every image file's path, size, modification time and bytes (:func:`data_fingerprint`).
+Any change to one of them is a new file, so a stale cache cannot be read by
+mistake: an image replaced by another of the same name is read again.
 
 The representations an evaluation compares: the encoder and its baselines.
 
@@ -52,9 +54,10 @@ _DATA_KEYS = (
     "on_bad_image",
     "max_image_pixels",
 )
-# Bumped whenever images decode differently (2: EXIF orientation, scaled high bit depths),
+# Bumped whenever images decode differently (2: EXIF orientation, scaled high bit depths)
+# or the key changes,
 # so features cached by an earlier version are not reused.
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: the data's content in the key
 
 
 @dataclass
@@ -98,6 +101,39 @@ def checkpoint_identity(path: Path) -> str:
     """The checkpoint file as seen now: resolved path, size and modification time."""
     stat = path.stat()
     return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def file_fingerprint(paths: Iterable[Path]) -> str:
+    """A digest of each file's path, size, modification time and bytes, in order."""
+    digest = hashlib.blake2b(digest_size=20)
+    for path in paths:
+        stat = path.stat()
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0".encode())
+        with path.open("rb") as f:
+            while block := f.read(1 << 20):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _split_files(dataset: Any) -> list[Path] | None:
+    """The image files of a split read from files (a folder, or a subset of one)."""
+    paths = getattr(dataset, "paths", None)
+    if paths is not None:
+        return [Path(p) for p in paths]
+    base, indices = getattr(dataset, "dataset", None), getattr(dataset, "indices", None)
+    inner = _split_files(base) if base is not None and indices is not None else None
+    return None if inner is None else [inner[int(i)] for i in indices]  # type: ignore[union-attr]
+
+
+def data_fingerprint(splits: Any, data_cfg: DataConfig) -> str | None:
+    """The content of the evaluation data: its image files, else every file under
+    `data.root` (data sets stored in a few files, shards); None for embedded data."""
+    train, test = _split_files(splits.train), _split_files(splits.test)
+    files = train + test if train is not None and test is not None else None
+    root = getattr(data_cfg, "root", None)
+    if files is None and root and "://" not in str(root) and Path(str(root)).is_dir():
+        files = sorted(p for p in Path(str(root)).expanduser().rglob("*") if p.is_file())
+    return None if files is None else file_fingerprint(files)
 
 
 def cache_key(model_id: str, data_cfg: DataConfig, transform: Any, contents: Any = None) -> str:
@@ -172,15 +208,18 @@ def cached_features(
     batch_size: int,
     device: torch.device | str = "cpu",
     hardware: HardwareChoice | None = None,
+    fingerprint: str | None = None,
 ) -> FeatureSet:
     """Features of `splits.train` / `splits.test` for `model`, from `cache_dir` if there.
 
     `hardware` is the precision and memory format to extract with (see `extract`);
     features extracted in bf16 are not those of float32, so it is part of the key.
+    `fingerprint` is :func:`data_fingerprint` of the splits (computed here if None).
     """
     contents: dict[str, Any] = {
         "classes": list(getattr(splits, "classes", [])),
         "sizes": [len(splits.train), len(splits.test)],
+        "files": fingerprint or data_fingerprint(splits, data_cfg),
     }
     if hardware is not None and hardware.autocast_dtype is not None:
         contents["autocast"] = str(hardware.autocast_dtype)

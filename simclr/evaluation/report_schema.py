@@ -8,7 +8,7 @@ absent required keys. Bump SCHEMA_VERSION on any change a reader would notice.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +164,7 @@ def validate_report(data: dict[str, Any], source: str = "report.json") -> Report
         known = ", ".join(map(str, READABLE_VERSIONS))
         raise OutputError(f"{source}: schema_version={version!r}, this reader knows {known}")
     try:
-        merged = OmegaConf.merge(OmegaConf.structured(Report), data)
-        report = OmegaConf.to_object(merged)
+        report = _checked(Report, data)
     except OmegaConfBaseException as err:
         first = str(err).splitlines()[0]
         raise OutputError(f"{source}: does not match the report schema: {first}") from None
@@ -173,9 +172,50 @@ def validate_report(data: dict[str, Any], source: str = "report.json") -> Report
     return report
 
 
+# A string OmegaConf would read as syntax (`${...}`, its escapes): checked as this one.
+_PLAIN = "text"
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return _PLAIN if "${" in value or "\\" in value else value
+    if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
+
+
+def _restored(checked: Any, given: Any) -> Any:
+    """`checked` with each string the user's own again (`given` is what was checked)."""
+    if isinstance(checked, str) and isinstance(given, str):
+        return given
+    if is_dataclass(checked) and isinstance(given, dict):
+        for f in fields(checked):
+            if f.name in given:
+                setattr(checked, f.name, _restored(getattr(checked, f.name), given[f.name]))
+        return checked
+    if isinstance(checked, list) and isinstance(given, list):
+        return [_restored(c, g) for c, g in zip(checked, given, strict=True)]
+    if isinstance(checked, dict) and isinstance(given, dict):
+        return {k: _restored(v, given.get(k)) for k, v in checked.items()}
+    return checked
+
+
+def _checked(schema: type, data: dict[str, Any]) -> Any:
+    """`data` checked against the dataclass `schema` by OmegaConf, its strings kept as data.
+
+    Class names, paths and commands are text: a class folder named `${oc.env:X}` must
+    not be resolved. OmegaConf checks a copy whose syntax-like strings are plain
+    (a string is a string), and the result gets the real strings back.
+    """
+    merged = OmegaConf.merge(OmegaConf.structured(schema), _masked(data))
+    return _restored(OmegaConf.to_object(merged), data)
+
+
 def as_training(data: dict[str, Any]) -> Training:
     """`data` (as `simclr.training.trainer.training_summary` gives it) checked into a `Training`."""
-    training = OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(Training), data))
+    training = _checked(Training, data)
     assert isinstance(training, Training)
     return training
 

@@ -30,7 +30,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
 
-from simclr.errors import OutputError, SimclrError
+from simclr.errors import ConfigError, OutputError, SimclrError
 from simclr.evaluation.plots import draw_chance
 from simclr.evaluation.report import LABELS
 from simclr.evaluation.wording import ChanceLevels
@@ -315,11 +315,33 @@ def render_markdown(rows: list[SweepRow], keys: list[str], metric_name: str, roo
     return "\n".join(lines) + "\n"
 
 
+def _check_metric_found(
+    rows: list[SweepRow], root: Path, evaluator: str, fraction: float, representation: str
+) -> None:
+    """ConfigError, before anything is written, when runs have reports but none has the
+    metric asked for (a fraction or evaluator they were not evaluated at)."""
+    if any(r.status == "ok" for r in rows) or not any(r.status == "no-metric" for r in rows):
+        return
+    from simclr.evaluation.report_schema import load_report
+
+    found: set[tuple[str, float]] = set()
+    for r in rows:
+        if r.status == "no-metric":
+            report = load_report(RunDir(root / r.run).report_json)
+            found |= {(x.evaluator, x.fraction) for x in report.results}
+    have = ", ".join(f"{e} at {f:g}" for e, f in sorted(found))
+    raise ConfigError(
+        f"--evaluator {evaluator} --fraction {fraction:g}: no run under {root} has "
+        f"{representation} {evaluator} at {fraction:g}; their reports have {have}"
+    )
+
+
 def report_sweep(
     root: Path, evaluator: str = "linear", fraction: float = 0.1, representation: str = "simclr"
 ) -> list[SweepRow]:
     """Read every job under `root`; write sweep.md/csv/json/png into `root`; return the rows."""
     rows = sort_rows([read_row(j, evaluator, fraction, representation) for j in job_dirs(root)])
+    _check_metric_found(rows, root, evaluator, fraction, representation)
     keys = swept_keys(rows)
     name = f"{representation} {evaluator} @ {fraction * 100:g}% labels"
     write_csv(rows, keys, root / "sweep.csv")

@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
+import tempfile
 import warnings
 from collections.abc import Callable
 from importlib import metadata as importlib_metadata
@@ -60,6 +62,7 @@ from simclr.errors import OutputError
 from simclr.hub.loading import read_weights
 from simclr.hub.weights import FORMAT, EncoderWeights
 from simclr.runs.checkpoints import give_default_mode
+from simclr.runs.output import check_replaceable
 
 # Opset 18 is the exporter's own and runs on onnxruntime >= 1.14, so older runtimes
 # in deployment still load the file.
@@ -243,6 +246,42 @@ def write_deployable(
 FORMATS = {".safetensors": "safetensors", ".onnx": "onnx", ".pt": "torchscript"}
 
 
+def _is_safetensors_export(path: Path) -> bool:
+    with path.open("rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        if not 2 <= size <= min(path.stat().st_size - 8, 100_000_000):
+            return False
+        header = json.loads(f.read(size))
+    return bool(header.get("__metadata__", {}).get("format") == FORMAT)
+
+
+def _is_torchscript_export(path: Path) -> bool:
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        return any(n.endswith(f"/extra/{TORCHSCRIPT_METADATA}") for n in archive.namelist())
+
+
+def _is_onnx_export(path: Path) -> bool:
+    import onnx
+
+    model = onnx.load(str(path), load_external_data=False)
+    return {"preprocessing", "provenance"} <= {p.key for p in model.metadata_props}
+
+
+def is_export(path: Path, kind: str) -> bool:
+    """Whether `path` is a file `simclr-export` wrote in format `kind` (what --force replaces)."""
+    check = {
+        "safetensors": _is_safetensors_export,
+        "torchscript": _is_torchscript_export,
+        "onnx": _is_onnx_export,
+    }[kind]
+    try:
+        return path.is_file() and check(path)
+    except Exception:  # any reader's complaint means: not one of ours
+        return False
+
+
 def export_encoder(
     source: str | Path,
     dest: str | Path,
@@ -272,15 +311,22 @@ def export_encoder(
         )
     if with_head and kind != "safetensors":
         raise OutputError(f"{out}: --with-head is for .safetensors; {kind} holds the encoder")
-    if out.exists() and not (force or overwrite):
-        raise OutputError(f"{out}: already exists; pass --force to replace it")
+    if out.resolve() == Path(source).expanduser().resolve():
+        raise OutputError(f"DEST={out} is SOURCE; write the export to another file")
+    if out.exists() or out.is_symlink():
+        if not (force or overwrite):
+            raise OutputError(f"{out}: already exists; pass --force to replace it")
+        check_replaceable("DEST", out, is_export(out, kind), f"{kind} export of simclr-export")
     if not out.parent.is_dir():
         raise OutputError(f"{out.parent}: no such directory to write the export into")
     path, weights = read_weights(source, arch=arch, stem=stem)
     if not with_head:
         weights.head_state = None
-    # Write beside the target, then rename, so an interrupted export leaves no half file.
-    tmp = out.with_name(out.name + ".partial")
+    # Write beside the target, then rename, so an interrupted export leaves no half file;
+    # the temporary name is new (created exclusively), so no file of the user's is reused.
+    fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)
+    os.close(fd)
+    tmp = Path(name)
     try:
         if kind == "safetensors":
             save_file(weights.tensors(), str(tmp), metadata=weights.header())

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Collection
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -18,25 +19,46 @@ from simclr.config import validate_config
 from simclr.config.resolvers import launched_as_rank_zero
 from simclr.config.schema import RunConfig
 from simclr.errors import OutputError
-from simclr.runs.lock import check_not_running, hold
-from simclr.runs.rundir import RunDir
+from simclr.runs.output import holding
+from simclr.runs.rundir import CHECKPOINTS, RunDir
 
 log = logging.getLogger(__name__)
 
 
-def check_run_dir(run: RunDir, resume: str, *, started: bool = True) -> Path | None:
-    """Refuse a directory that is in use, finished or someone else's; return what to resume.
+# What a run that stopped before its first checkpoint holds: Hydra's record, the log,
+# its one-line error. Restarting it there (resume=auto) loses nothing.
+RESTARTABLE = frozenset({".hydra", "pretrain.log", "error.txt"})
 
-    Args:
-        started: the directory was made for this job and may already hold what Hydra
-            writes first (`.hydra/`, the log). With False (before anything is written),
-            a directory holding anything else is refused unless `resume=auto`.
+
+def _listed(names: list[str]) -> str:
+    return f"{', '.join(names[:3])}{', ...' if len(names) > 3 else ''}"
+
+
+def _progress(run: RunDir, held: Collection[str]) -> list[str]:
+    """What in `run` records training done: logs, checkpoints other than last.ckpt."""
+    found = [name for name in ("logs", "mlruns", "wandb", "features") if name in held]
+    if run.checkpoints.is_dir():
+        found += [f"{CHECKPOINTS}/{p.name}" for p in sorted(run.checkpoints.iterdir())]
+    return found
+
+
+def check_run_dir(run: RunDir, resume: str, held: Collection[str]) -> Path | None:
+    """Refuse a directory that is finished, someone else's, or progress without last.ckpt.
+
+    Runs under the run's lock; `held` is what the directory held when this process
+    claimed it (what Hydra wrote for this job since is not judged). Returns the
+    checkpoint to resume, if any. A refusal never suggests writing into a
+    directory that holds anything but a run's own files.
     """
-    stale = check_not_running(run)
     marker = run.finished_marker()
     if marker is not None:
         raise OutputError(
             f"{run.path} holds a finished run ({marker.name}); choose another hydra.run.dir"
+        )
+    if run.checkpoints.exists() and not run.checkpoints.is_dir():
+        raise OutputError(
+            f"{run.checkpoints}: a file where the run keeps its checkpoints; move it away "
+            "or choose another hydra.run.dir"
         )
     last = run.last_checkpoint
     if last.exists():
@@ -46,18 +68,24 @@ def check_run_dir(run: RunDir, resume: str, *, started: bool = True) -> Path | N
                 "or choose another hydra.run.dir"
             )
         return last
-    if not started and resume != "auto" and run.path.is_dir():
-        held = sorted(p.name for p in run.path.iterdir())
-        if held:
-            what = (
-                f"a stale lock of {stale.describe()}, which died before its first checkpoint"
-                if stale
-                else f"{', '.join(held[:3])}{', ...' if len(held) > 3 else ''}"
-            )
-            raise OutputError(
-                f"{run.path} is not empty ({what}); choose a new hydra.run.dir, or pass "
-                "resume=auto to restart the run there"
-            )
+    names = sorted(held)
+    progress = _progress(run, held)
+    if progress:
+        raise OutputError(
+            f"{run.path} holds {_listed(progress)} of a run but no {CHECKPOINTS}/{last.name} "
+            "to continue from (resume=auto would start over and overwrite them); "
+            "choose a new hydra.run.dir"
+        )
+    if any(name not in RESTARTABLE | {CHECKPOINTS} for name in names):  # it is empty
+        raise OutputError(
+            f"{run.path} is not empty ({_listed(names)}); choose a new or empty hydra.run.dir"
+        )
+    if names and resume != "auto":
+        raise OutputError(
+            f"{run.path} holds a run that stopped before its first checkpoint "
+            f"({_listed(names)}); pass resume=auto to restart it there, or choose a new "
+            "hydra.run.dir"
+        )
     return None
 
 
@@ -65,14 +93,18 @@ def pretrain_run(cfg: RunConfig, run: RunDir, command: str | None = None) -> Pat
     """Pretrain as `cfg` says into `run`, evaluate unless `eval=none`.
 
     Returns the report.md path on global rank 0 when evaluated, else None. The run
-    directory is locked (simclr/runs/lock.py) while it trains and evaluates.
+    directory is locked (simclr/runs/lock.py) while it trains and evaluates: with
+    the lock the caller took (the console's preflight, the Python API), or one
+    taken here, before the directory is judged.
     """
     validate_config(cfg)
     if not launched_as_rank_zero():
         # Lightning's DDP children re-run this job in rank 0's (locked) directory.
         return _train_and_evaluate(cfg, run, command)
-    check_run_dir(run, cfg.resume)
-    with hold(run, command or "simclr.jobs.pretrain.pretrain_run"):
+    resume = str(cfg.resume)
+    command = command or "simclr.jobs.pretrain.pretrain_run"
+    with holding(run.path, command, take_stale=resume == "auto") as taken:
+        check_run_dir(run, resume, taken.before)
         return _train_and_evaluate(cfg, run, command)
 
 

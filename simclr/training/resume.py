@@ -39,15 +39,17 @@ from simclr.runs.rundir import CHECKPOINT_SUFFIX, LAST
 # Config keys that must be equal to resume: they shape the weights and optimizer
 # state in the checkpoint, which would not load into anything else.
 MUST_MATCH = ("encoder", "head", "loss.name", "optim.name", "optim.exclude_bn_bias")
-# Keys whose change is allowed (to recover from a divergence, say) with a warning:
-# the result then differs from an uninterrupted run. Everything else (max_epochs,
-# devices, data.root, num_workers, logging, evaluation) may change silently.
+# Keys whose change is allowed (to recover from a divergence, say, or data moved to
+# another disk) with a warning: the result then differs from an uninterrupted run.
+# Everything else (max_epochs, devices, num_workers, logging, evaluation) may change
+# silently.
 SHOULD_MATCH = (
     "loss",
     "optim",
     "augment",
     "seed",
     "data.name",
+    "data.root",
     "data.image_size",
     "data.batch_size",
     "data.drop_last",
@@ -155,6 +157,8 @@ def check_resumable(path: Path, cfg: RunConfig) -> ResumePoint:
             f"resume=auto: {path} was written with {differences[0]}{more}; resume with the "
             "run's own settings (see its .hydra/config.yaml) or choose another hydra.run.dir"
         )
+    point = _resume_point(ckpt)
+    _check_limits(path, point, current)
     changed = config_differences(saved, current, SHOULD_MATCH)
     if changed:
         warnings.warn(
@@ -162,7 +166,22 @@ def check_resumable(path: Path, cfg: RunConfig) -> ResumePoint:
             "the result will differ from an uninterrupted run",
             stacklevel=2,
         )
-    return _resume_point(ckpt)
+    return point
+
+
+def _check_limits(path: Path, point: ResumePoint, current: dict[str, Any]) -> None:
+    """CheckpointError if the checkpoint is past `trainer.max_epochs` / `max_steps`."""
+    trainer = current.get("trainer") or {}
+    for key, done, unit in (
+        ("max_epochs", point.epoch, "epochs"),
+        ("max_steps", point.global_step, "steps"),
+    ):
+        limit = trainer.get(key)
+        if isinstance(limit, int) and limit >= 0 and done > limit:
+            raise CheckpointError(
+                f"resume=auto: {path} has trained {done} {unit}, more than "
+                f"trainer.{key}={limit}; pass trainer.{key}={done} or more to continue it"
+            )
 
 
 class EpochSeeding(Callback):

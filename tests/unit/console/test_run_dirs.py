@@ -17,7 +17,7 @@ import pytest
 
 from simclr.console import evaluate as eval_cli
 from simclr.console import pretrain
-from simclr.console.preflight import free_directory
+from simclr.runs.output import claim_new
 from simclr.runs.rundir import RunDir
 from tests.support.cli_harness import (
     assert_one_line_error,
@@ -155,10 +155,13 @@ def test_a_sweep_with_a_failed_job_exits_2(tmp_path, labeled_folder, capfd):
 
 
 def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
-    first = free_directory(tmp_path / "12-00-00")
-    second = free_directory(tmp_path / "12-00-00")
-    assert first != second and first.is_dir() and second.is_dir()
-    assert second.name == "12-00-00-2"
+    first = claim_new(tmp_path / "12-00-00", "first")
+    second = claim_new(tmp_path / "12-00-00", "second")
+    assert first.run.path != second.run.path
+    assert first.run.lock.is_file() and second.run.lock.is_file()
+    assert second.run.path.name == "12-00-00-2"
+    first.discard(), second.discard()
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_default_eval_directory_is_inside_the_run_and_leaves_its_report(

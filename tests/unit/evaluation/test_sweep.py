@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from simclr.console.report import cli
+from simclr.errors import ConfigError
 from simclr.evaluation.report import write_json
 from simclr.evaluation.report_schema import (
     SCHEMA_VERSION,
@@ -18,7 +19,7 @@ from simclr.evaluation.report_schema import (
     ResultRow,
     Timing,
 )
-from simclr.evaluation.sweep import report_sweep
+from simclr.evaluation.sweep import read_row, report_sweep
 
 GRID = {  # job -> (lr, temperature, linear@10% mean or None if the run failed)
     "0": ("0.3", "0.1", 0.81),
@@ -116,8 +117,13 @@ def test_another_metric_and_the_other_statuses(tmp_path):
         "no-eval",
         "bad-report",
     )
-    rows = {r.run: r for r in report_sweep(root, evaluator="mlp")}
-    assert rows["1"].status == "no-metric" and rows["1"].metric is None
+    row = read_row(root / "1", "mlp", 0.1, "simclr")
+    assert row.status == "no-metric" and row.metric is None
+    # No run has it at all: refused, naming what the reports have; the table stays.
+    before = (root / "sweep.md").read_text()
+    with pytest.raises(ConfigError, match=r"no run under .* has simclr mlp at 0.1; .*knn at 0.1"):
+        report_sweep(root, evaluator="mlp")
+    assert (root / "sweep.md").read_text() == before
 
 
 def test_a_directory_without_runs_is_one_line_and_exit_2(tmp_path, capsys):

@@ -128,7 +128,7 @@ def test_big_to_small_takes_the_student_encoder_from_the_command_line(teacher, t
     assert load_encoder(run_dir).meta["timm_name"] == "test_resnet"
     # Refusals: one line each, naming the problem.
     again = run_cli(distill_cli.cli, "simclr-distill", [*argv, f"hydra.run.dir={run_dir}"], capfd)
-    assert_one_line_error(again, "simclr-distill", "already exists")
+    assert_one_line_error(again, "simclr-distill", "already holds")
     bad = [f"distill.teacher={teacher_path}", "distill.views=colour", f"hydra.run.dir={tmp_path}/x"]
     assert_one_line_error(
         run_cli(distill_cli.cli, "simclr-distill", bad, capfd), "simclr-distill", "distill.views"
