@@ -29,6 +29,7 @@ full report comes through unchanged.
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -144,6 +145,19 @@ def _given(overrides: Sequence[str], key: str) -> bool:
     return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides)
 
 
+def _check_every_job(
+    args: argparse.Namespace, config_dir: str, name: str, check_job: JobCheck | None
+) -> RunConfig | None:
+    """Compose each job of the command line (each value of a sweep at least once) and run
+    `check_job(cfg, None)` on it; the last job's config (None without a job)."""
+    cfg: RunConfig | None = None
+    for job in _job_overrides(args.overrides, bool(args.multirun)):
+        cfg = as_run_config(compose_checked(config_dir, name, job))
+        if check_job is not None and not args.cfg:
+            check_job(cfg, None)
+    return cfg
+
+
 def preflight(
     argv: Sequence[str],
     config_dir: str,
@@ -170,13 +184,8 @@ def preflight(
         return []
     if args.config_dir or args.config_path or args.experimental_rerun:
         return []  # another search path: Hydra reports its own errors there
-    name = args.config_name or config_name
     multirun = bool(args.multirun)
-    cfg: RunConfig | None = None
-    for job in _job_overrides(args.overrides, multirun):
-        cfg = as_run_config(compose_checked(config_dir, name, job))
-        if check_job is not None and not args.cfg:
-            check_job(cfg, None)
+    cfg = _check_every_job(args, config_dir, args.config_name or config_name, check_job)
     if cfg is None or args.cfg or not launched_as_rank_zero():
         # --cfg writes nothing; DDP children run in rank 0's (already claimed) directory.
         return []

@@ -26,6 +26,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from omegaconf import OmegaConf
@@ -70,6 +71,35 @@ class SweepRow:
     majority: float | None = None  # the majority-class rate, when known
 
 
+def _shared_chance(done: list[SweepRow]) -> ChanceLevels | None:
+    """The chance levels every finished run agrees on (the same data), else None."""
+    seen = {(r.chance, r.majority) for r in done if r.chance is not None}
+    if len(seen) != 1:
+        return None
+    uniform, majority = next(iter(seen))
+    assert uniform is not None
+    return ChanceLevels(round(1 / uniform), uniform, majority)
+
+
+def _draw_baselines(ax: Axes, xs: list[float], done: list[SweepRow]) -> None:
+    """Each run's baselines as grey markers at its x."""
+    for baseline, marker in zip(BASELINES, ("x", "s"), strict=True):
+        points = [
+            (x, v)
+            for x, r in zip(xs, done, strict=True)
+            if (v := r.baselines.get(baseline)) is not None
+        ]
+        if points:
+            ax.scatter(
+                [x for x, _ in points],
+                [100 * v for _, v in points],
+                marker=marker,
+                color="0.5",
+                facecolors="none" if marker == "s" else None,
+                label=LABELS[baseline],
+            )
+
+
 def sweep_figure(
     rows: list[SweepRow],
     keys: list[str],
@@ -83,12 +113,7 @@ def sweep_figure(
     done = [r for r in rows if r.metric is not None]
     fig = Figure(figsize=(4.4 * max(1, len(keys)), 3.8))
     axes = fig.subplots(1, max(1, len(keys)), squeeze=False, sharey=True)[0]
-    seen = {(r.chance, r.majority) for r in done if r.chance is not None}
-    levels = None
-    if len(seen) == 1:  # drawn when every run has the same data
-        uniform, majority = next(iter(seen))
-        assert uniform is not None
-        levels = ChanceLevels(round(1 / uniform), uniform, majority)
+    levels = _shared_chance(done)
     for ax, key in zip(axes, keys, strict=False):
         values = [r.overrides.get(key, "") for r in done]
         try:
@@ -105,21 +130,7 @@ def sweep_figure(
             capsize=3,
             label=LABELS.get(representation, representation),
         )
-        for baseline, marker in zip(BASELINES, ("x", "s"), strict=True):
-            points = [
-                (x, v)
-                for x, r in zip(xs, done, strict=True)
-                if (v := r.baselines.get(baseline)) is not None
-            ]
-            if points:
-                ax.scatter(
-                    [x for x, _ in points],
-                    [100 * v for _, v in points],
-                    marker=marker,
-                    color="0.5",
-                    facecolors="none" if marker == "s" else None,
-                    label=LABELS[baseline],
-                )
+        _draw_baselines(ax, xs, done)
         if levels is not None:
             draw_chance(ax, levels)
         if ticks is not None:
@@ -261,14 +272,12 @@ def write_csv(rows: list[SweepRow], keys: list[str], path: Path) -> None:
 
 def _chance_line(rows: list[SweepRow]) -> str | None:
     """`Chance: 10.0 % (...)` when every finished run has the same chance levels."""
-    from simclr.evaluation.wording import ChanceLevels, percent
+    from simclr.evaluation.wording import percent
 
-    seen = {(r.chance, r.majority) for r in rows if r.chance is not None}
-    if len(seen) != 1:
+    levels = _shared_chance([r for r in rows if r.chance is not None])
+    if levels is None:
         return None
-    uniform, majority = next(iter(seen))
-    assert uniform is not None
-    levels = ChanceLevels(round(1 / uniform), uniform, majority)
+    uniform, majority = levels.uniform, levels.majority
     text = f"Chance: {percent(uniform)} % (a uniform guess over {levels.n_classes} classes)"
     if levels.majority_differs:
         text += f"; majority class: {percent(majority)} %"

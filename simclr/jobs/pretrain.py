@@ -15,7 +15,6 @@ from pathlib import Path
 import pytorch_lightning as pl
 from torch import nn
 
-from simclr.config import validate_config
 from simclr.config.resolvers import launched_as_rank_zero
 from simclr.config.schema import RunConfig
 from simclr.errors import OutputError
@@ -95,9 +94,9 @@ def pretrain_run(cfg: RunConfig, run: RunDir, command: str | None = None) -> Pat
     Returns the report.md path on global rank 0 when evaluated, else None. The run
     directory is locked (simclr/runs/lock.py) while it trains and evaluates: with
     the lock the caller took (the console's preflight, the Python API), or one
-    taken here, before the directory is judged.
+    taken here, before the directory is judged. `cfg` was validated once, by the
+    caller, before anything was written (the console's preflight, `simclr.pretrain`).
     """
-    validate_config(cfg)
     if not launched_as_rank_zero():
         # Lightning's DDP children re-run this job in rank 0's (locked) directory.
         return _train_and_evaluate(cfg, run, command)
