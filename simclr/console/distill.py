@@ -73,9 +73,12 @@ def _check(cfg: DictConfig, run: RunDir | None) -> None:
 def run_distill(cfg: DictConfig, overrides: Sequence[str], run_dir: Path) -> Path | None:
     """Check everything, then distil; the student's classifier.ckpt (None on ranks > 0)."""
     from simclr.jobs.distill import distill_student
+    from simclr.runs.output import check_apart
 
     student_cfg = student_config(cfg, overrides)
     validate_config(student_cfg)
+    root = student_cfg.data.get("root")  # the teacher's data, unless given
+    check_apart("hydra.run.dir", run_dir, {"data.root": Path(str(root)) if root else None})
     return distill_student(student_cfg, run_dir, command=" ".join([PROGRAM, *overrides]))
 
 

@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from simclr.config.compose import compose_checked, explain_composition_error
 from simclr.config.resolvers import launched_as_rank_zero
 from simclr.errors import ConfigError, OutputError
-from simclr.runs.output import check_new_or_empty, claim, claim_new
+from simclr.runs.output import check_apart, check_new_or_empty, claim, claim_new
 from simclr.runs.rundir import RunDir
 
 # Characters Hydra accepts in an unquoted value (besides letters and digits).
@@ -141,6 +141,19 @@ def _given(overrides: Sequence[str], key: str) -> bool:
     return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides)
 
 
+# The input folders a config names, each a key: outputs must lie apart from them.
+DATA_ROOTS = ("data.root", "eval.data.root")
+
+
+def data_roots(cfg: DictConfig) -> dict[str, Path | None]:
+    """`key -> folder` of every data root `cfg` names (None where it names none)."""
+    roots: dict[str, Path | None] = {}
+    for key in DATA_ROOTS:
+        value = OmegaConf.select(cfg, key, default=None)
+        roots[key] = Path(str(value)).expanduser() if value else None
+    return roots
+
+
 def preflight(
     argv: Sequence[str],
     config_dir: str,
@@ -181,6 +194,7 @@ def preflight(
     directory = str(OmegaConf.select(cfg, key))
     check_output_dir(key, directory)
     path = Path(directory).expanduser()
+    check_apart(key, path, data_roots(cfg))  # before anything is made there
     command = " ".join([program, *argv])
     if _given(args.overrides, key):
         resumes = program == "simclr-pretrain" and not multirun  # the one command with resume=
