@@ -11,6 +11,7 @@ teacher's (they must match what it was fine-tuned on) unless `data` is given;
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,7 +52,14 @@ def student_config(cli_cfg: DictConfig, overrides: Sequence[str]) -> DictConfig:
         cfg[key] = cli_cfg[key]
     if overridden(overrides, STUDENT_KEYS):
         cfg.encoder = cli_cfg.encoder
+    taught_at = int(cfg.data.image_size)
     lay_overrides(cfg, cli_cfg, overrides)  # data.*, augment.* over the teacher's
+    if int(cfg.data.image_size) != taught_at:
+        warnings.warn(
+            f"data.image_size={cfg.data.image_size}: the teacher {cli_cfg.distill.teacher} was "
+            f"fine-tuned at {taught_at} px; its predictions at another size are less reliable",
+            stacklevel=2,
+        )
     cfg.preset = "distill"
     return cfg  # type: ignore[no-any-return]
 

@@ -119,9 +119,18 @@ def _job_overrides(overrides: Sequence[str], multirun: bool) -> Iterator[list[st
             yield [*base[:i], option, *base[i + 1 :]]
 
 
+NAME_MAX = 255  # bytes in one path component (ext4, XFS, APFS, NTFS)
+
+
 def check_output_dir(key: str, directory: str) -> None:
     """OutputError unless `directory` exists writable or can be created."""
     path = Path(directory).expanduser().absolute()
+    for name in path.parts:
+        if len(os.fsencode(name)) > NAME_MAX:
+            raise OutputError(
+                f"{key}={directory}: the name {name[:24]}... is {len(os.fsencode(name))} bytes, "
+                f"more than the {NAME_MAX} a file system allows; choose a shorter name"
+            )
     existing = path
     while not existing.exists():
         existing = existing.parent
@@ -154,6 +163,18 @@ def data_roots(cfg: DictConfig) -> dict[str, Path | None]:
     return roots
 
 
+def _check_config_name(name: str, config_dir: str, extra_dir: str | None) -> None:
+    """ConfigError unless a primary config `name` exists in the config directories."""
+    dirs = [Path(config_dir), *([Path(extra_dir)] if extra_dir else [])]
+    file = name if name.endswith(".yaml") else f"{name}.yaml"
+    if not any((d / file).is_file() for d in dirs):
+        have = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
+        raise ConfigError(
+            f"--config-name={name}: no such config in {' or '.join(map(str, dirs))} "
+            f"(there: {', '.join(have) or 'none'})"
+        )
+
+
 def preflight(
     argv: Sequence[str],
     config_dir: str,
@@ -178,13 +199,18 @@ def preflight(
     args = get_args_parser().parse_args(list(argv))
     if any(getattr(args, flag, None) for flag in _NO_COMPOSE_FLAGS):
         return []
-    if args.config_dir or args.config_path or args.experimental_rerun:
-        return []  # another search path: Hydra reports its own errors there
+    if args.config_path or args.experimental_rerun:
+        return []  # another primary config directory: Hydra reports its own errors there
     name = args.config_name or config_name
+    # --config-dir adds a directory to the search path; composed here as Hydra will.
+    search = (
+        [f"hydra.searchpath=[file://{Path(args.config_dir).absolute()}]"] if args.config_dir else []
+    )
+    _check_config_name(name, config_dir, args.config_dir)
     multirun = bool(args.multirun)
     cfg: DictConfig | None = None
     for job in _job_overrides(args.overrides, multirun):
-        cfg = compose_checked(config_dir, name, job)
+        cfg = compose_checked(config_dir, name, [*job, *search])
         if check_job is not None and not args.cfg:
             check_job(cfg, None)
     if cfg is None or args.cfg or not launched_as_rank_zero():

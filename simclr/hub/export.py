@@ -320,6 +320,11 @@ def export_encoder(
     path, weights = read_weights(source, arch=arch, stem=stem)
     if not with_head:
         weights.head_state = None
+    elif weights.head_state is None:
+        raise OutputError(
+            f"{path}: --with-head, but it holds no projection head (a fine-tuned classifier's "
+            "head is a class layer, not one); export without --with-head"
+        )
     # Write beside the target, then rename, so an interrupted export leaves no half file;
     # the temporary name is new (created exclusively), so no file of the user's is reused.
     fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)

@@ -175,7 +175,7 @@ class SimCLRModule(pl.LightningModule):
         )
         model = torch.nn.ModuleDict({"encoder": self.encoder, "head": self.head})
         optimizer = build_optimizer(model, self.cfg.optim, batch)
-        total_steps = int(trainer.estimated_stepping_batches)
+        estimated = float(trainer.estimated_stepping_batches)  # inf: only a time budget ends it
         epochs = int(trainer.max_epochs if trainer.max_epochs is not None else -1)  # -1: no limit
         # Optimizer steps per epoch from the loader itself: total // max_epochs would be
         # wrong whenever max_steps (or a time budget) ends the run before max_epochs.
@@ -186,8 +186,11 @@ class SimCLRModule(pl.LightningModule):
         steps_per_epoch = (
             max(1, math.ceil(batches / accumulate))
             if math.isfinite(batches)
-            else max(1, total_steps // max(1, epochs))
+            else max(1, int(estimated) // max(1, epochs) if math.isfinite(estimated) else 1)
         )
+        # Without a step or epoch limit (trainer.max_time alone) a provisional epoch: the
+        # budget's planner re-plans the schedule from the measured rate (callbacks/budget.py).
+        total_steps = int(estimated) if math.isfinite(estimated) else steps_per_epoch
         scheduler, self.schedule_plan = build_planned_scheduler(
             optimizer, self.cfg.optim, steps_per_epoch, epochs, total_steps=total_steps
         )
