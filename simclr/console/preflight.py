@@ -216,21 +216,36 @@ def preflight(
     if cfg is None or args.cfg or not launched_as_rank_zero():
         # --cfg writes nothing; DDP children run in rank 0's (already claimed) directory.
         return []
+    return _claim_output(cfg, args.overrides, multirun, program, argv, check_job, default_dir)
+
+
+def _claim_output(
+    cfg: DictConfig,
+    overrides: Sequence[str],
+    multirun: bool,
+    program: str,
+    argv: Sequence[str],
+    check_job: JobCheck | None,
+    default_dir: Callable[[DictConfig], Path | None] | None,
+) -> list[str]:
+    """Claim the job's (or sweep's) output directory and judge it under its lock;
+    the overrides that pin a default directory the claim chose."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     directory = str(OmegaConf.select(cfg, key))
     check_output_dir(key, directory)
     path = Path(directory).expanduser()
+    given = _given(overrides, key)
+    if not given and not multirun and default_dir is not None:
+        path = default_dir(cfg) or path
     check_apart(key, path, data_roots(cfg))  # before anything is made there
     command = " ".join([program, *argv])
-    if _given(args.overrides, key):
+    if given:
         resumes = program == "simclr-pretrain" and not multirun  # the one command with resume=
         take = resumes and str(OmegaConf.select(cfg, "resume", default="")) == "auto"
         hint = _STALE_HINT if resumes else f"choose another {key}"
         taken = claim(path, command, key=key, take_stale=take, stale_hint=hint)
         pinned = []
     else:
-        if not multirun and default_dir is not None:
-            path = default_dir(cfg) or path
         taken = claim_new(path, command, key=key)
         # Pinned on the command line: Hydra resolves `${now:...}` again, maybe a second later.
         where = str(taken.run.path)
