@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib.util
 import re
 import types
 import typing
@@ -18,9 +19,10 @@ from collections.abc import Sequence
 from enum import Enum
 from typing import Any
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from simclr.errors import ConfigError
@@ -151,12 +153,74 @@ def check_known_keys(cfg: DictConfig, where: str = "") -> None:
             check_known_keys(child, full)
 
 
+# Hydra plugins our configs name: (group, option) -> (module, package to install).
+_SUBMITIT = ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher")
+PLUGINS = {
+    ("hydra/sweeper", "simclr_optuna"): (
+        "hydra_plugins.hydra_optuna_sweeper",
+        "hydra-optuna-sweeper",
+    ),
+    ("hydra/sweeper", "optuna"): ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper"),
+    ("hydra/launcher", "joblib"): ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher"),
+    ("hydra/launcher", "simclr_slurm"): _SUBMITIT,
+    ("hydra/launcher", "submitit_slurm"): _SUBMITIT,
+    ("hydra/launcher", "submitit_local"): _SUBMITIT,
+}
+
+
+def check_plugins(overrides: Sequence[str]) -> None:
+    """ConfigError naming the override and what to install when its Hydra plugin is missing."""
+    for override in overrides:
+        group, _, option = override.lstrip("+~").partition("=")
+        plugin = PLUGINS.get((group, option))
+        if plugin is not None and importlib.util.find_spec(plugin[0]) is None:
+            raise ConfigError(
+                f"{override}: needs Hydra's {plugin[1]} plugin, which is not installed; "
+                f"pip install 'simclr[sweep]' (or pip install {plugin[1]})"
+            )
+
+
+_NULL_GROUP = re.compile(r"^[+~]*[\w/]+=null$")
+
+
+def check_resolves(cfg: DictConfig, overrides: Sequence[str]) -> None:
+    """ConfigError naming the first value (outside `hydra`) whose interpolation fails."""
+    for name in cfg:
+        if name == "hydra":
+            continue
+        try:
+            node = cfg[name]  # reading a value resolves it
+            if isinstance(node, DictConfig | ListConfig):
+                OmegaConf.to_container(node, resolve=True)
+        except OmegaConfBaseException as err:
+            key = str(err.full_key or name)
+            reason = str(err).strip().splitlines()[0]
+            raise ConfigError(
+                f"{_override_for(key, overrides)}: cannot be resolved ({reason}); "
+                "give the value itself"
+            ) from None
+
+
 def compose_checked(config_dir: str, config_name: str, overrides: Sequence[str]) -> DictConfig:
     """Compose like the app will; ConfigError (one line) for any composition problem."""
+    check_plugins(overrides)
     try:
         with initialize_config_dir(config_dir=config_dir, version_base="1.3"):
             cfg = compose(config_name, overrides=list(overrides), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as err:
         raise ConfigError(explain_composition_error(err, overrides)) from None
+    except yaml.YAMLError as err:  # a config file of the user's (--config-dir)
+        mark = getattr(err, "problem_mark", None)
+        where = f"{mark.name}, line {mark.line + 1}" if mark else "a config file"
+        raise ConfigError(
+            f"{where}: not valid YAML ({getattr(err, 'problem', None) or err}); fix or remove it"
+        ) from None
+    except ValueError as err:  # Hydra's defaults list: `group=null`
+        culprit = next((o for o in overrides if _NULL_GROUP.match(o)), " ".join(overrides))
+        first = str(err).strip().splitlines()[0]
+        raise ConfigError(
+            f"{culprit}: a config group takes the name of one of its options ({first})"
+        ) from None
     check_known_keys(cfg)
+    check_resolves(cfg, overrides)
     return cfg

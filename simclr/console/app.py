@@ -258,7 +258,7 @@ def run_app(
         sys.exit(0)
     argv = take_verbose_flag(sys.argv[1:])
     if os.environ.get(VERBOSE_ENV) == "1":
-        argv.append("trainer.enable_model_summary=true")
+        argv.insert(0, "trainer.enable_model_summary=true")  # before any flag, as above
     try:
         sys.argv[1:] = expand_home(argv)
     except SimclrError as err:
@@ -266,9 +266,8 @@ def run_app(
         sys.exit(EXIT_USER_ERROR)
     if not full_error_wanted():
         try:
-            sys.argv += preflight(
-                sys.argv[1:], CONF_DIR, CONFIG_NAME, check_job, default_dir, program
-            )
+            pinned = preflight(sys.argv[1:], CONF_DIR, CONFIG_NAME, check_job, default_dir, program)
+            sys.argv[1:1] = pinned  # first: after a trailing flag (-m) argparse takes no more
         except SimclrError as err:
             report_error(program, err)
             sys.exit(EXIT_USER_ERROR)

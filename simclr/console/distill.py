@@ -11,6 +11,7 @@ teacher's (they must match what it was fine-tuned on) unless `data` is given;
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,7 +52,14 @@ def student_config(cli_cfg: RunConfig, overrides: Sequence[str]) -> RunConfig:
         setattr(cfg, key, getattr(cli_cfg, key))
     if overridden(overrides, STUDENT_KEYS):
         cfg.encoder = cli_cfg.encoder
+    taught_at = int(cfg.data.image_size)
     lay_overrides(cfg, cli_cfg, overrides)  # data.*, augment.* over the teacher's
+    if int(cfg.data.image_size) != taught_at:
+        warnings.warn(
+            f"data.image_size={cfg.data.image_size}: the teacher {cli_cfg.distill.teacher} was "
+            f"fine-tuned at {taught_at} px; its predictions at another size are less reliable",
+            stacklevel=2,
+        )
     cfg.preset = "distill"
     return cfg
 
@@ -73,9 +81,12 @@ def _check(cfg: RunConfig, run: RunDir | None) -> None:
 def run_distill(cfg: RunConfig, overrides: Sequence[str], run_dir: Path) -> Path | None:
     """Check everything, then distil; the student's classifier.ckpt (None on ranks > 0)."""
     from simclr.jobs.distill import distill_student
+    from simclr.runs.output import check_apart
 
     student_cfg = student_config(cfg, overrides)
     validate_config(student_cfg)
+    root = student_cfg.data.root  # the teacher's data, unless given
+    check_apart("hydra.run.dir", run_dir, {"data.root": Path(str(root)) if root else None})
     return distill_student(student_cfg, run_dir, command=" ".join([PROGRAM, *overrides]))
 
 

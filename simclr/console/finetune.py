@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
 from simclr.config.schema import RunConfig
 from simclr.console.app import CONF_DIR, CONFIG_NAME, hydra_job, run_app
@@ -40,11 +42,15 @@ def _finetune(cfg: RunConfig, run: RunDir) -> float:
     from simclr.evaluation.collect import eval_data_config
     from simclr.hub.loading import read_weights
     from simclr.jobs.finetune import finetune_checkpoint
+    from simclr.runs.output import check_apart
 
     overrides = list(HydraConfig.get().overrides.task)
     _, weights = read_weights(str(cfg.checkpoint))  # fails here, in a second, if unreadable
     run_cfg = effective_config(cfg, weights.config, overrides)
-    validate_data(eval_data_config(run_cfg), key="eval.data" if cfg.eval.data else "data")
+    key = "eval.data" if cfg.eval.data else "data"
+    validate_data(eval_data_config(run_cfg), key=key)
+    root = OmegaConf.select(eval_data_config(run_cfg), "root", default=None)
+    check_apart("hydra.run.dir", run.path, {f"{key}.root": Path(str(root)) if root else None})
     path = finetune_checkpoint(
         str(cfg.checkpoint),
         cfg.eval.finetune.fraction,

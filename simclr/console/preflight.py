@@ -43,7 +43,7 @@ from simclr.config.compose import compose_checked, explain_composition_error
 from simclr.config.resolvers import launched_as_rank_zero
 from simclr.config.schema import RunConfig, as_run_config, node_of
 from simclr.errors import ConfigError, OutputError
-from simclr.runs.output import check_new_or_empty, claim, claim_new
+from simclr.runs.output import check_apart, check_new_or_empty, claim, claim_new
 from simclr.runs.rundir import RunDir
 
 # Characters Hydra accepts in an unquoted value (besides letters and digits).
@@ -123,9 +123,18 @@ def _job_overrides(overrides: Sequence[str], multirun: bool) -> Iterator[list[st
             yield [*base[:i], option, *base[i + 1 :]]
 
 
+NAME_MAX = 255  # bytes in one path component (ext4, XFS, APFS, NTFS)
+
+
 def check_output_dir(key: str, directory: str) -> None:
     """OutputError unless `directory` exists writable or can be created."""
     path = Path(directory).expanduser().absolute()
+    for name in path.parts:
+        if len(os.fsencode(name)) > NAME_MAX:
+            raise OutputError(
+                f"{key}={directory}: the name {name[:24]}... is {len(os.fsencode(name))} bytes, "
+                f"more than the {NAME_MAX} a file system allows; choose a shorter name"
+            )
     existing = path
     while not existing.exists():
         existing = existing.parent
@@ -145,14 +154,43 @@ def _given(overrides: Sequence[str], key: str) -> bool:
     return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides)
 
 
+# The input folders a config names, each a key: outputs must lie apart from them.
+DATA_ROOTS = ("data.root", "eval.data.root")
+
+
+def data_roots(cfg: RunConfig) -> dict[str, Path | None]:
+    """`key -> folder` of every data root `cfg` names (None where it names none)."""
+    roots: dict[str, Path | None] = {}
+    for key in DATA_ROOTS:
+        value = OmegaConf.select(node_of(cfg), key, default=None)
+        roots[key] = Path(str(value)).expanduser() if value else None
+    return roots
+
+
+def _check_config_name(name: str, config_dir: str, extra_dir: str | None) -> None:
+    """ConfigError unless a primary config `name` exists in the config directories."""
+    dirs = [Path(config_dir), *([Path(extra_dir)] if extra_dir else [])]
+    file = name if name.endswith(".yaml") else f"{name}.yaml"
+    if not any((d / file).is_file() for d in dirs):
+        have = sorted({p.stem for d in dirs if d.is_dir() for p in d.glob("*.yaml")})
+        raise ConfigError(
+            f"--config-name={name}: no such config in {' or '.join(map(str, dirs))} "
+            f"(there: {', '.join(have) or 'none'})"
+        )
+
+
 def _check_every_job(
     args: argparse.Namespace, config_dir: str, name: str, check_job: JobCheck | None
 ) -> RunConfig | None:
-    """Compose each job of the command line (each value of a sweep at least once) and run
-    `check_job(cfg, None)` on it; the last job's config (None without a job)."""
+    """Compose each job of the command line (each value of a sweep at least once) as
+    Hydra will (`--config-dir` added to the search path) and run `check_job(cfg, None)`
+    on it; the last job's config (None without a job)."""
+    search = (
+        [f"hydra.searchpath=[file://{Path(args.config_dir).absolute()}]"] if args.config_dir else []
+    )
     cfg: RunConfig | None = None
     for job in _job_overrides(args.overrides, bool(args.multirun)):
-        cfg = as_run_config(compose_checked(config_dir, name, job))
+        cfg = as_run_config(compose_checked(config_dir, name, [*job, *search]))
         if check_job is not None and not args.cfg:
             check_job(cfg, None)
     return cfg
@@ -182,27 +220,45 @@ def preflight(
     args = get_args_parser().parse_args(list(argv))
     if any(getattr(args, flag, None) for flag in _NO_COMPOSE_FLAGS):
         return []
-    if args.config_dir or args.config_path or args.experimental_rerun:
-        return []  # another search path: Hydra reports its own errors there
+    if args.config_path or args.experimental_rerun:
+        return []  # another primary config directory: Hydra reports its own errors there
+    name = args.config_name or config_name
+    _check_config_name(name, config_dir, args.config_dir)
     multirun = bool(args.multirun)
-    cfg = _check_every_job(args, config_dir, args.config_name or config_name, check_job)
+    cfg = _check_every_job(args, config_dir, name, check_job)
     if cfg is None or args.cfg or not launched_as_rank_zero():
         # --cfg writes nothing; DDP children run in rank 0's (already claimed) directory.
         return []
+    return _claim_output(cfg, args.overrides, multirun, program, argv, check_job, default_dir)
+
+
+def _claim_output(
+    cfg: RunConfig,
+    overrides: Sequence[str],
+    multirun: bool,
+    program: str,
+    argv: Sequence[str],
+    check_job: JobCheck | None,
+    default_dir: Callable[[RunConfig], Path | None] | None,
+) -> list[str]:
+    """Claim the job's (or sweep's) output directory and judge it under its lock;
+    the overrides that pin a default directory the claim chose."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     directory = str(OmegaConf.select(node_of(cfg), key))
     check_output_dir(key, directory)
     path = Path(directory).expanduser()
+    given = _given(overrides, key)
+    if not given and not multirun and default_dir is not None:
+        path = default_dir(cfg) or path
+    check_apart(key, path, data_roots(cfg))  # before anything is made there
     command = " ".join([program, *argv])
-    if _given(args.overrides, key):
+    if given:
         resumes = program == "simclr-pretrain" and not multirun  # the one command with resume=
         take = resumes and str(OmegaConf.select(node_of(cfg), "resume", default="")) == "auto"
         hint = _STALE_HINT if resumes else f"choose another {key}"
         taken = claim(path, command, key=key, take_stale=take, stale_hint=hint)
         pinned = []
     else:
-        if not multirun and default_dir is not None:
-            path = default_dir(cfg) or path
         taken = claim_new(path, command, key=key)
         # Pinned on the command line: Hydra resolves `${now:...}` again, maybe a second later.
         where = str(taken.run.path)

@@ -41,7 +41,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("src", metavar="SRC", help="the image folder")
     p.add_argument("dest", metavar="DEST", help="a new directory, or an s3:// / gs:// URI")
     p.add_argument("--workers", type=int, default=None, help="processes (default: all CPUs)")
-    p.add_argument("--force", action="store_true", help="replace an existing DEST")
+    p.add_argument("--force", action="store_true", help="replace earlier shards at DEST")
     p.add_argument("--chunk-bytes", default="64MB", help="size of one shard file (64MB)")
     p.add_argument("--on-bad-image", choices=["fail", "skip"], default="fail")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -13,7 +13,8 @@ and ``DEST/simclr_shards.json`` records the classes and the splits' sizes. Image
 stay encoded (decoding happens in the training workers, as for a folder), so the
 shards are about the size of the folder. DEST may be a local directory or an
 object-store URI that LitData writes to (``s3://``, ``gs://``); an existing DEST is
-refused unless ``force=True``.
+refused unless ``force=True``, which replaces only an earlier shard set, once the new
+one is written (simclr/runs/output.py, rule 3). DEST apart from SRC (rule 4).
 """
 
 from __future__ import annotations
@@ -160,7 +161,9 @@ def prepare_shards(
         raise DataError(f"SRC={src}: no such directory; expected an image folder")
     size = chunk_size(chunk_bytes)
     old = None
-    if not _is_remote(dest):
+    if _is_remote(dest):
+        check_remote_writable(dest)
+    else:
         check_apart("DEST", Path(dest), {"SRC": source})
         old = _old_shards(dest, force)
     try:
@@ -265,6 +268,52 @@ def _write_text(path: str, text: str) -> None:
     tmp = Path(f"{path}.tmp")
     tmp.write_text(text)
     os.replace(tmp, path)
+
+
+def check_shard_files(root: str, splits: list[str], key: str = "data.root") -> None:
+    """DataError naming the first split whose `index.json` is missing or unreadable, or
+    whose chunk file is missing or not the size the index records (a copy cut short).
+
+    Local shards only (remote ones are read as LitData reads them). Bytes changed in
+    place at the same size are not found here: that needs the chunks read whole.
+    """
+    if _is_remote(root):
+        return
+    for split in splits:
+        index = Path(split_dir(root, split)).expanduser() / "index.json"
+        try:
+            chunks = json.loads(index.read_text())["chunks"]
+            sizes = {str(c["filename"]): int(c["chunk_bytes"]) for c in chunks}
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise DataError(
+                f"{key}={root}: {index} is missing or damaged ({getattr(err, 'strerror', None) or err}); "
+                "prepare the shards again with simclr-prepare --force"
+            ) from None
+        for name, size in sizes.items():
+            chunk = index.with_name(name)
+            found = chunk.stat().st_size if chunk.is_file() else None
+            if found != size:
+                what = (
+                    "missing" if found is None else f"{found:,} bytes where the index says {size:,}"
+                )
+                raise DataError(
+                    f"{key}={root}: shard {chunk} is {what}; prepare the shards again with "
+                    "simclr-prepare --force"
+                )
+
+
+def check_remote_writable(dest: str) -> None:
+    """ConfigError when the file system of an object-store URI cannot be used here."""
+    import fsspec
+
+    protocol = dest.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ImportError, ValueError) as err:
+        first = str(err).strip().splitlines()[0]
+        raise ConfigError(
+            f"DEST={dest}: {protocol}:// cannot be written from here ({first})"
+        ) from None
 
 
 def read_manifest(root: str, key: str = "data.root") -> dict[str, Any]:

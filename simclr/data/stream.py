@@ -32,7 +32,7 @@ from simclr.config.schema import DataConfig
 from simclr.data.encoded import read_encoded
 from simclr.data.epochs import derived_seed
 from simclr.data.images import to_rgb
-from simclr.data.prepare import PRETRAIN_SPLITS, read_manifest, split_dir
+from simclr.data.prepare import PRETRAIN_SPLITS, check_shard_files, read_manifest, split_dir
 from simclr.data.splits import DataSplits
 from simclr.errors import DataError
 
@@ -77,6 +77,7 @@ def stream_splits(root: str | None) -> DataSplits:
         raise DataError("data.root is not set: data.name=stream reads shards from simclr-prepare")
     manifest = read_manifest(root)
     counts: dict[str, int] = manifest.get("counts", {})
+    check_shard_files(root, [s for s, n in counts.items() if n > 0])
     parts = {s: ShardSplit(split_dir(root, s), n) for s, n in counts.items() if n > 0}
     source = f"shards {root}"
     if not any(s in parts for s in PRETRAIN_SPLITS):

@@ -282,6 +282,19 @@ def is_export(path: Path, kind: str) -> bool:
         return False
 
 
+def _check_dest(out: Path, kind: str, source: Path, force: bool) -> None:
+    """OutputError for DEST = SOURCE, an existing DEST without `force`, or with it one
+    that is not an earlier export of this format (simclr/runs/output.py, rule 3)."""
+    if out.resolve() == source.resolve():
+        raise OutputError(f"DEST={out} is SOURCE; write the export to another file")
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise OutputError(f"{out}: already exists; pass --force to replace it")
+        check_replaceable("DEST", out, is_export(out, kind), f"{kind} export of simclr-export")
+    if not out.parent.is_dir():
+        raise OutputError(f"{out.parent}: no such directory to write the export into")
+
+
 def export_encoder(
     source: str | Path,
     dest: str | Path,
@@ -311,17 +324,15 @@ def export_encoder(
         )
     if with_head and kind != "safetensors":
         raise OutputError(f"{out}: --with-head is for .safetensors; {kind} holds the encoder")
-    if out.resolve() == Path(source).expanduser().resolve():
-        raise OutputError(f"DEST={out} is SOURCE; write the export to another file")
-    if out.exists() or out.is_symlink():
-        if not (force or overwrite):
-            raise OutputError(f"{out}: already exists; pass --force to replace it")
-        check_replaceable("DEST", out, is_export(out, kind), f"{kind} export of simclr-export")
-    if not out.parent.is_dir():
-        raise OutputError(f"{out.parent}: no such directory to write the export into")
+    _check_dest(out, kind, Path(source).expanduser(), force or overwrite)
     path, weights = read_weights(source, arch=arch, stem=stem)
     if not with_head:
         weights.head_state = None
+    elif weights.head_state is None:
+        raise OutputError(
+            f"{path}: --with-head, but it holds no projection head (a fine-tuned classifier's "
+            "head is a class layer, not one); export without --with-head"
+        )
     # Write beside the target, then rename, so an interrupted export leaves no half file;
     # the temporary name is new (created exclusively), so no file of the user's is reused.
     fd, name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)

@@ -277,8 +277,9 @@ def check_apart(key: str, out: Path, inputs: Mapping[str, Path | None]) -> None:
             relation = "contains"
         else:
             continue
+        named = f"{key} {out}" if " " in key else f"{key}={out}"  # a key, or words
         raise OutputError(
-            f"{key}={out} {relation} {name}={given}: outputs must be apart from the inputs "
+            f"{named} {relation} {name}={given}: outputs must be apart from the inputs "
             "(they would be read as input, or deleted with the output); choose a directory "
             f"outside {given}"
         )

@@ -246,12 +246,12 @@ def trainer_steps_per_epoch(trainer: pl.Trainer) -> int:
     """
     if trainer.train_dataloader is None:  # max_epochs=-1: Lightning did not load it yet
         trainer.fit_loop.setup_data()
-    total = int(trainer.estimated_stepping_batches)
+    total = float(trainer.estimated_stepping_batches)  # inf: only a time budget ends the run
     epochs = trainer.max_epochs if trainer.max_epochs is not None else -1
     return optimizer_steps_per_epoch(
         float(trainer.num_training_batches),
         int(trainer.accumulate_grad_batches),
-        fallback=total // max(1, epochs),
+        fallback=int(total) // max(1, epochs) if math.isfinite(total) else 1,
     )
 
 
@@ -275,11 +275,12 @@ def configure_optimization(
     )
     optimizer = build_optimizer(trained, cfg.optim, batch)
     epochs = trainer.max_epochs if trainer.max_epochs is not None else -1  # -1: no limit
+    per_epoch = trainer_steps_per_epoch(trainer)
+    estimated = float(trainer.estimated_stepping_batches)
+    # Without a step or epoch limit (trainer.max_time alone) a provisional epoch: the
+    # budget's planner re-plans the schedule from the measured rate (callbacks/budget.py).
+    total = int(estimated) if math.isfinite(estimated) else per_epoch
     scheduler, plan = build_planned_scheduler(
-        optimizer,
-        cfg.optim,
-        trainer_steps_per_epoch(trainer),
-        epochs,
-        total_steps=int(trainer.estimated_stepping_batches),
+        optimizer, cfg.optim, per_epoch, epochs, total_steps=total
     )
     return {"optimizer": optimizer, "lr_scheduler": scheduler}, plan

@@ -149,6 +149,14 @@ def check_devices(cfg: RunConfig) -> None:
             f"(trainer.accelerator={cfg.trainer.accelerator}, torch.cuda.is_available() is "
             f"{torch.cuda.is_available()}); use augment.decode=auto"
         )
+    precision = str(cfg.trainer.precision)
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if precision.startswith("16") and on_cpu:
+        # Lightning would run bf16 instead while the summary and the config said 16-mixed.
+        raise ConfigError(
+            f"trainer.precision={precision}: float16 needs a GPU; on the CPU use "
+            "trainer.precision=bf16-mixed (or 32-true, or auto)"
+        )
     devices, present = cfg.trainer.devices, torch.cuda.device_count()
     if accelerator in ("gpu", "cuda") and isinstance(devices, int) and devices > present:
         raise ConfigError(f"trainer.devices={devices}: only {present} CUDA device(s) here")

@@ -13,6 +13,7 @@ get no bar of their own: they are short and would break the single line.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from typing import Any
 
@@ -56,7 +57,11 @@ class RunSummary(Callback):
             f"model     {encoder}, {params:.1f} M parameters with head {cfg.head.version} "
             f"({cfg.head.output_dim}-d), NT-Xent temperature {cfg.loss.temperature:g}",
             f"schedule  {cfg.optim.name} lr {cfg.optim.lr:g} ({cfg.optim.lr_scaling} scaling), "
-            f"{epochs} epochs = {int(steps):,} steps"
+            + (
+                f"{epochs} epochs = {int(steps):,} steps"
+                if math.isfinite(steps)
+                else "no step limit"
+            )
             + (f", budget {cfg.trainer.max_time}" if cfg.trainer.max_time else ""),
             f"device    {trainer.strategy.root_device.type}, precision {trainer.precision}",
             *step_lines(getattr(pl_module, "step_choice", None)),
