@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, cast
 
 from hydra.core.config_store import ConfigStore
@@ -342,6 +343,15 @@ def literal(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [literal(v) for v in value]
     return value
+
+
+def root_path(data: DataConfig | None) -> Path | None:
+    """The folder `data.root` names, `~` expanded (None where it names none).
+
+    The one reading of a data root as a path, for the checks that keep outputs apart
+    from inputs (console preflight, simclr-eval, simclr-distill).
+    """
+    return Path(str(data.root)).expanduser() if data is not None and data.root else None
 
 
 def node_of(cfg: object) -> DictConfig:

@@ -80,13 +80,14 @@ def _check(cfg: RunConfig, run: RunDir | None) -> None:
 
 def run_distill(cfg: RunConfig, overrides: Sequence[str], run_dir: Path) -> Path | None:
     """Check everything, then distil; the student's classifier.ckpt (None on ranks > 0)."""
+    from simclr.config.schema import root_path
     from simclr.jobs.distill import distill_student
     from simclr.runs.output import check_apart
 
     student_cfg = student_config(cfg, overrides)
     validate_config(student_cfg)
-    root = student_cfg.data.root  # the teacher's data, unless given
-    check_apart("hydra.run.dir", run_dir, {"data.root": Path(str(root)) if root else None})
+    # The teacher's data, unless given.
+    check_apart("hydra.run.dir", run_dir, {"data.root": root_path(student_cfg.data)})
     return distill_student(student_cfg, run_dir, command=" ".join([PROGRAM, *overrides]))
 
 

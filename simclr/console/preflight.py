@@ -41,7 +41,7 @@ from omegaconf import OmegaConf
 
 from simclr.config.compose import compose_checked, explain_composition_error
 from simclr.config.resolvers import launched_as_rank_zero
-from simclr.config.schema import RunConfig, as_run_config, node_of
+from simclr.config.schema import RunConfig, as_run_config, node_of, root_path
 from simclr.errors import ConfigError, OutputError
 from simclr.runs.output import check_apart, check_new_or_empty, claim, claim_new
 from simclr.runs.rundir import RunDir
@@ -154,17 +154,10 @@ def _given(overrides: Sequence[str], key: str) -> bool:
     return any(o.lstrip("+~").split("=", 1)[0] == key for o in overrides)
 
 
-# The input folders a config names, each a key: outputs must lie apart from them.
-DATA_ROOTS = ("data.root", "eval.data.root")
-
-
 def data_roots(cfg: RunConfig) -> dict[str, Path | None]:
-    """`key -> folder` of every data root `cfg` names (None where it names none)."""
-    roots: dict[str, Path | None] = {}
-    for key in DATA_ROOTS:
-        value = OmegaConf.select(node_of(cfg), key, default=None)
-        roots[key] = Path(str(value)).expanduser() if value else None
-    return roots
+    """`key -> folder` of every data root `cfg` names (None where it names none): the
+    input folders outputs must lie apart from."""
+    return {"data.root": root_path(cfg.data), "eval.data.root": root_path(cfg.eval.data)}
 
 
 def _check_config_name(name: str, config_dir: str, extra_dir: str | None) -> None:

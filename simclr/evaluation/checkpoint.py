@@ -17,7 +17,7 @@ from typing import Any
 
 from omegaconf import OmegaConf
 
-from simclr.config.schema import DataConfig, RunConfig, node_of, typed_config
+from simclr.config.schema import RunConfig, node_of, root_path, typed_config
 from simclr.config.validate import validate_data, validate_eval
 from simclr.errors import ConfigError
 from simclr.runs.output import check_apart
@@ -105,10 +105,6 @@ def earlier_data(run: RunDir | None) -> tuple[dict[str, Any], Path] | None:
         return None
 
 
-def _root(data_cfg: DataConfig) -> Path | None:
-    return Path(str(data_cfg.root)).expanduser() if data_cfg.root else None
-
-
 def _writable_and_idle(run: RunDir) -> bool:
     """Whether the feature cache may go into `run`: writable, and no process training into it."""
     from simclr.runs.lock import read_holder
@@ -150,7 +146,7 @@ def evaluate_checkpoint(
     data_cfg = eval_data_config(run_cfg)
     key = "eval.data" if cfg.eval.data else "data"
     validate_data(data_cfg, key=key)
-    check_apart("the output directory", out_dir, {f"{key}.root": _root(data_cfg)})
+    check_apart("the output directory", out_dir, {f"{key}.root": root_path(data_cfg)})
     run = RunDir.of_checkpoint(source)
     cache = run.features if run and _writable_and_idle(run) else None  # else out_dir's own
     report = evaluate_encoder(

@@ -32,7 +32,7 @@ from simclr.config.choices import DistillViews
 from simclr.config.schema import RunConfig, node_of
 from simclr.data.splits import DataSplits
 from simclr.errors import ConfigError, DataError, OutputError
-from simclr.runs.rundir import LAST, RunDir
+from simclr.runs.rundir import RunDir
 
 VIEWS = tuple(v.value for v in DistillViews)
 
@@ -193,19 +193,12 @@ class StudentData:
 
 
 def _callbacks(cfg: RunConfig, run: RunDir, data: StudentData) -> list[pl.Callback]:
-    from pytorch_lightning.callbacks import LearningRateMonitor, ModelCheckpoint
+    from pytorch_lightning.callbacks import LearningRateMonitor
 
     from simclr.training.callbacks.budget import budget_callbacks
+    from simclr.training.checkpoints import last_checkpoint
 
-    callbacks: list[pl.Callback] = [
-        ModelCheckpoint(
-            dirpath=str(run.checkpoints),
-            filename=LAST,
-            monitor=None,
-            save_top_k=1,
-            enable_version_counter=False,
-        )
-    ]
+    callbacks: list[pl.Callback] = [last_checkpoint(run)]
     if cfg.trainer.logger != "none":
         callbacks.append(LearningRateMonitor(logging_interval="step"))
     images = data.splits.pretraining_set()

@@ -39,10 +39,28 @@ from simclr.runs.checkpoints import (
     read_training_checkpoint,
     temp_prefix,
 )
+from simclr.runs.rundir import LAST, RunDir
 
 # What a weights-only Lightning checkpoint leaves out of a full one (see Lightning's
 # `_CheckpointConnector.dump_checkpoint`), besides the precision plugin's own key.
 TRAINING_STATE_KEYS = ("optimizer_states", "lr_schedulers", "callbacks")
+
+
+def last_checkpoint(run: RunDir, every_n_epochs: int | None = None) -> ModelCheckpoint:
+    """The callback that keeps `checkpoints/last.ckpt`, what `resume=auto` continues from.
+
+    Rewritten every `every_n_epochs` epochs (each epoch by default). ModelCheckpoint's own
+    `save_last` follows only the saves of a new best since Lightning 2.5, which would leave
+    last.ckpt behind whenever the monitored metric stalls; hence a checkpoint of its own.
+    """
+    return ModelCheckpoint(
+        dirpath=str(run.checkpoints),
+        filename=LAST,
+        monitor=None,
+        save_top_k=1,
+        every_n_epochs=every_n_epochs,
+        enable_version_counter=False,
+    )
 
 
 def weights_only(checkpoint: dict[str, Any], precision_key: str | None = None) -> dict[str, Any]:

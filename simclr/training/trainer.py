@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import pytorch_lightning as pl
-from pytorch_lightning.callbacks import Callback, LearningRateMonitor, ModelCheckpoint
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 from pytorch_lightning.loggers import Logger
 
 from simclr.config.hardware import choose_precision, device_facts, device_kind
@@ -19,12 +19,12 @@ from simclr.config.schema import RunConfig
 from simclr.config.validate import check_section, logger_names
 from simclr.errors import ConfigError
 from simclr.runs.checkpoints import AtomicCheckpointIO
-from simclr.runs.rundir import BEST, LAST, RunDir
+from simclr.runs.rundir import BEST, RunDir
 from simclr.training.callbacks.budget import budget_callbacks
 from simclr.training.callbacks.online import OnlineKnn, OnlineLinearProbe
 from simclr.training.callbacks.progress import RunProgressBar, RunSummary
 from simclr.training.callbacks.representation import RepresentationMonitor
-from simclr.training.checkpoints import BestCheckpoint, FinalCheckpoint
+from simclr.training.checkpoints import BestCheckpoint, FinalCheckpoint, last_checkpoint
 from simclr.training.chunked_step import ManualGradientClipping
 from simclr.training.loggers import make_loggers
 from simclr.training.nonfinite import NonFiniteCheck
@@ -83,17 +83,7 @@ def build_callbacks(
     probe = cfg.online_probe.enabled and bool(num_classes)
     monitor, mode = ("online_probe/val_acc", "max") if probe else ("train/loss_epoch", "min")
     directory, every = str(run.checkpoints), cfg.trainer.checkpoint_every_n_epochs
-    # last.ckpt, rewritten every `every` epochs: what resume=auto continues from.
-    # (ModelCheckpoint's own save_last only follows saves of a new best since
-    # Lightning 2.5, which would leave last.ckpt behind whenever the metric stalls.)
-    last = ModelCheckpoint(
-        dirpath=directory,
-        filename=LAST,
-        monitor=None,
-        save_top_k=1,
-        every_n_epochs=every,
-        enable_version_counter=False,
-    )
+    last = last_checkpoint(run, every)
     callbacks: list[Callback] = [
         NonFiniteCheck(),  # first: before any epoch-end callback reads the features
         last,

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from simclr.evaluation.health import knn_vote
 from simclr.losses.distributed import gather_no_grad
-from simclr.training.callbacks.representation import RecentRows
+from simclr.training.callbacks.representation import EpochRowsCallback
 from simclr.training.nonfinite import logs_this_step
 
 
@@ -166,35 +166,22 @@ class OnlineLinearProbe(pl.Callback):
 METRIC = "monitor/knn_acc"
 
 
-class OnlineKnn(pl.Callback):
+class OnlineKnn(EpochRowsCallback):
     """Log `monitor/knn_acc` after each validation pass."""
 
     def __init__(
         self, num_classes: int, k: int = 20, temperature: float = 0.07, max_samples: int = 8192
     ) -> None:
+        super().__init__(max_samples)
         self.num_classes, self.k, self.temperature = int(num_classes), int(k), float(temperature)
-        self.max_samples = int(max_samples)
-        self.rows = RecentRows(self.max_samples)
         self._bank: tuple[Tensor, Tensor] | None = None
         self._counts = torch.zeros(2, dtype=torch.long)  # correct, seen (this rank)
         self.last: float | None = None
 
-    def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        self.rows = RecentRows(max(1, self.max_samples // max(1, trainer.world_size)))
+    KEYS = ("features", "labels")
 
-    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        self.rows.clear()
-
-    def on_train_batch_end(
-        self,
-        trainer: pl.Trainer,
-        pl_module: pl.LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-    ) -> None:
-        if isinstance(outputs, dict) and {"features", "labels"} <= outputs.keys():
-            self.add_train(outputs["features"], outputs["labels"])
+    def keep(self, **rows: Tensor) -> None:
+        self.add_train(rows["features"], rows["labels"])
 
     def add_train(self, features: Tensor, labels: Tensor) -> None:
         """Put one training batch into the bank (unlabeled rows, label -1, are left out later)."""

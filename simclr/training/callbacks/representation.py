@@ -1,8 +1,7 @@
 """Representation health during pretraining (RankMe, std, alignment, uniformity).
 
-The latest rows a training epoch produced, kept on their device for epoch-end metrics.
-
-Representation health during pretraining: RankMe, projection std, alignment, uniformity.
+The latest rows a training epoch produced are kept on their device for epoch-end
+metrics (:class:`RecentRows`, :class:`EpochRowsCallback`, which the online kNN shares).
 
 Each training step hands over (see `SimCLRModule.training_step`) the encoder
 features of the first view and both views' projections. The latest
@@ -81,25 +80,21 @@ log = logging.getLogger(__name__)
 PREFIX = "monitor/"
 
 
-class RepresentationMonitor(pl.Callback):
-    """Log `monitor/{rankme,rankme_projection,projection_std,alignment,uniformity,collapsed}`
-    once per training epoch, and warn when the representation collapses."""
+class EpochRowsCallback(pl.Callback):
+    """Keeps the latest `max_samples` rows of this training epoch's step outputs `KEYS`.
 
-    def __init__(
-        self,
-        max_samples: int = 8192,
-        collapse_rank_fraction: float = 0.01,
-        collapse_std_fraction: float = 0.1,
-    ) -> None:
+    Each rank keeps its share, so the gathered rows number `max_samples` at most; the
+    rows start anew with every epoch. A subclass says what it does with a step's rows
+    (:meth:`keep`) and reads :attr:`rows` at the epoch's (or validation's) end.
+    """
+
+    KEYS: tuple[str, ...] = ()
+
+    def __init__(self, max_samples: int) -> None:
         self.max_samples = int(max_samples)
-        self.rank_fraction = float(collapse_rank_fraction)
-        self.std_fraction = float(collapse_std_fraction)
         self.rows = RecentRows(self.max_samples)
-        self.collapsed = False
-        self.last: dict[str, float] = {}  # the latest epoch's values, for callers and tests
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        # Each rank keeps its share, so the gathered rows number max_samples at most.
         self.rows = RecentRows(max(1, self.max_samples // max(1, trainer.world_size)))
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -113,8 +108,34 @@ class RepresentationMonitor(pl.Callback):
         batch: Any,
         batch_idx: int,
     ) -> None:
-        if isinstance(outputs, dict) and {"features", "z1", "z2"} <= outputs.keys():
-            self.add(outputs["features"], outputs["z1"], outputs["z2"])
+        if isinstance(outputs, dict) and set(self.KEYS) <= outputs.keys():
+            self.keep(**{k: outputs[k] for k in self.KEYS})
+
+    def keep(self, **rows: Tensor) -> None:
+        """Take one step's rows (named as in `KEYS`)."""
+        raise NotImplementedError
+
+
+class RepresentationMonitor(EpochRowsCallback):
+    """Log `monitor/{rankme,rankme_projection,projection_std,alignment,uniformity,collapsed}`
+    once per training epoch, and warn when the representation collapses."""
+
+    def __init__(
+        self,
+        max_samples: int = 8192,
+        collapse_rank_fraction: float = 0.01,
+        collapse_std_fraction: float = 0.1,
+    ) -> None:
+        super().__init__(max_samples)
+        self.rank_fraction = float(collapse_rank_fraction)
+        self.std_fraction = float(collapse_std_fraction)
+        self.collapsed = False
+        self.last: dict[str, float] = {}  # the latest epoch's values, for callers and tests
+
+    KEYS = ("features", "z1", "z2")
+
+    def keep(self, **rows: Tensor) -> None:
+        self.add(rows["features"], rows["z1"], rows["z2"])
 
     def add(self, features: Any, z1: Any, z2: Any) -> None:
         """Keep one batch's features and projections (the hooks call this)."""
