@@ -27,6 +27,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -63,7 +64,7 @@ def make_dirs(path: Path, key: str) -> tuple[Path, ...]:
                 raise OutputError(f"{key}={path}: {directory} is a file, not a directory") from None
         except OSError as err:
             remove_dirs(made)
-            if err.errno == 36:  # ENAMETOOLONG
+            if err.errno == errno.ENAMETOOLONG:
                 raise OutputError(
                     f"{key}={path}: the name {directory.name[:40]}... is longer than the file "
                     "system allows (255 bytes); choose a shorter name"
