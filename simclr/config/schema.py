@@ -377,8 +377,8 @@ def _known(saved: Mapping[str, Any], node: DictConfig) -> dict[str, Any]:
     for key, value in saved.items():
         if key not in node:
             continue  # a key an older schema had
-        child = node._get_node(key)
-        if isinstance(value, Mapping) and isinstance(child, DictConfig) and not child._is_none():
+        child = node.get(key)  # None for an unset optional group (eval.data): kept whole
+        if isinstance(value, Mapping) and isinstance(child, DictConfig):
             known[key] = _known(value, child)
         else:
             known[key] = value
