@@ -1,4 +1,5 @@
-"""OmegaConf resolvers our configs use, and the launch facts they read from the environment.
+"""OmegaConf resolvers our configs use, the launch facts they read from the environment,
+and :func:`literal`, which keeps a user's string out of their reach.
 
 They sit with the configuration because `conf/config.yaml` names them
 (``${simclr_rank_zero:...}``) and composition needs them before any run starts.
@@ -7,6 +8,7 @@ They sit with the configuration because `conf/config.yaml` names them
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -47,3 +49,25 @@ def rank_zero_only(value: Any) -> Any:
 def register_resolvers() -> None:
     """Register the OmegaConf resolvers our configs use (idempotent)."""
     OmegaConf.register_new_resolver("simclr_rank_zero", rank_zero_only, replace=True)
+
+
+_INTERPOLATION = re.compile(r"(\\*)\$\{")
+
+
+def literal(value: Any) -> Any:
+    """`value` (plain data: dicts, lists, scalars) with every string kept as data.
+
+    A saved config holds resolved values: a path or name that contains `${` (a
+    folder named `${oc.env:X}`) is text, not an interpolation. OmegaConf reads `\\${`
+    as a literal `${` and `\\\\` before it as one backslash, so each `${` gets one
+    backslash more than twice those before it.
+    """
+    if isinstance(value, str):
+        if "${" not in value:
+            return value
+        return _INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", value)
+    if isinstance(value, dict):
+        return {k: literal(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [literal(v) for v in value]
+    return value

@@ -1,26 +1,17 @@
 """The run config's schema: one dataclass per group (every default, once), and its typed boundary.
 
-Dataclass schemas for every configuration group.
-
-They are registered in Hydra's ConfigStore (see :mod:`simclr.config.schema`), so
-composition type-checks every value and struct mode rejects unknown keys. The
-defaults are defined here only: a YAML file in conf/ holds what differs from them.
+The defaults are defined here only; a YAML file in conf/ holds what differs from them.
 A key with a fixed list of values is typed with its enum from
-:mod:`simclr.config.choices`. Range checks that a type cannot express live in
-:mod:`simclr.config.validate`.
-
-The run config's defaults as plain data, and a saved config laid over them.
-
-Register the schemas with Hydra's ConfigStore.
-
-`conf/config.yaml` lists `simclr_schema` first in its defaults, so every group
-file is merged into a typed, struct-mode node: unknown keys and values of the
-wrong type fail at composition, before any data is read.
+:mod:`simclr.config.choices`; range checks a type cannot express live in
+:mod:`simclr.config.validate`. `conf/config.yaml` lists `simclr_schema` (registered
+by :func:`register_configs`) first in its defaults, so every group file is merged
+into a typed, struct-mode node: unknown keys and values of the wrong type fail at
+composition, before any data is read. :func:`typed_config` lays a saved config
+over these defaults.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,7 +39,7 @@ from simclr.config.choices import (
     Schedule,
     WandbMode,
 )
-from simclr.config.resolvers import register_resolvers
+from simclr.config.resolvers import literal, register_resolvers
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
@@ -323,28 +314,6 @@ def default_config() -> dict[str, Any]:
     return {str(k): v for k, v in plain.items()}
 
 
-_INTERPOLATION = re.compile(r"(\\*)\$\{")
-
-
-def literal(value: Any) -> Any:
-    """`value` (plain data: dicts, lists, scalars) with every string kept as data.
-
-    A saved config holds resolved values: a path or name that contains `${` (a
-    folder named `${oc.env:X}`) is text, not an interpolation. OmegaConf reads `\\${`
-    as a literal `${` and `\\\\` before it as one backslash, so each `${` gets one
-    backslash more than twice those before it.
-    """
-    if isinstance(value, str):
-        if "${" not in value:
-            return value
-        return _INTERPOLATION.sub(lambda m: m.group(1) * 2 + "\\${", value)
-    if isinstance(value, dict):
-        return {k: literal(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [literal(v) for v in value]
-    return value
-
-
 def root_path(data: DataConfig | None) -> Path | None:
     """The folder `data.root` names, `~` expanded (None where it names none).
 
@@ -392,7 +361,7 @@ def typed_config(saved: Mapping[str, Any]) -> RunConfig:
     defaults, so keys a newer schema added get their defaults and old checkpoints stay
     readable; keys an older schema had are dropped; values are converted to their
     field's type (enum members from their strings) by OmegaConf. Its strings are data
-    (:func:`literal`): a saved path holding `${` is text, not an interpolation.
+    (:func:`~simclr.config.resolvers.literal`): a saved path holding `${` is text, not an interpolation.
     """
     schema = OmegaConf.structured(RunConfig)
     merged = OmegaConf.merge(schema, _known(literal(saved), schema))

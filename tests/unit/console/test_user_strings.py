@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from omegaconf import OmegaConf
 
-from simclr.config.schema import literal, typed_config
+from simclr.config.resolvers import literal
+from simclr.config.schema import typed_config
 from simclr.console import evaluate, pretrain, report
 from tests.conftest import write_image
 from tests.support.cli_harness import run_cli, tiny_run
