@@ -262,6 +262,8 @@ def _show(value: Any) -> str:
 
 RANGES: list[tuple[str, Check]] = [
     ("data.image_size", integer(1, expected="> 0")),
+    ("data.start_size", optional(integer(1, expected="> 0"))),
+    ("data.full_size_share", number(0.0, 1.0, low_open=True)),
     ("data.batch_size", integer(2, why="NT-Xent needs negatives")),
     ("data.num_workers", integer(0)),
     ("data.split_seed", SEED),

@@ -52,6 +52,10 @@ class DataConfig:
     name: DataName = DataName.digits
     root: str | None = None  # local directory for cifar*/stl10/folder; shards (or URI): stream
     image_size: int = 32  # side of the square views fed to the encoder
+    # Progressive resizing (simclr/data/resolution.py): views grow from start_size px to
+    # image_size, the last full_size_share of the run at image_size; null: fixed size.
+    start_size: int | None = None
+    full_size_share: float = 0.25
     batch_size: int = 256  # per device
     num_workers: int = 2
     download: bool = False  # never possible offline; asking for it is an error

@@ -145,6 +145,11 @@ def validate_data(cfg: DataConfig, key: str = "data") -> None:
         )
     if cfg.name != DataName.digits and not cfg.root:
         raise ConfigError(f"{key}.root is not set: {key}.name={cfg.name} reads a local directory")
+    if cfg.start_size is not None and cfg.start_size > cfg.image_size:
+        raise ConfigError(
+            f"{key}.start_size={cfg.start_size} is larger than {key}.image_size="
+            f"{cfg.image_size}: views grow from start_size to image_size"
+        )
 
 
 # Data sources whose items are encoded files: an image folder and simclr-prepare's shards.

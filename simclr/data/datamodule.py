@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -15,6 +16,7 @@ from simclr.config.step import views_on
 from simclr.data import build_datasets
 from simclr.data.encoded import EncodedCollate, EncodedTwoViews, gpu_decode
 from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
+from simclr.data.resolution import ResolutionSchedule, resolution_schedule
 from simclr.data.splits import DataSplits, TransformedDataset
 from simclr.data.views import (
     TwoViews,
@@ -22,7 +24,7 @@ from simclr.data.views import (
     build_eval_transform,
     build_view_transform,
 )
-from simclr.errors import DataError
+from simclr.errors import ConfigError, DataError
 
 
 class SimCLRDataModule(pl.LightningDataModule):
@@ -49,6 +51,9 @@ class SimCLRDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.start_epoch = int(start_epoch)  # > 0 when resuming
         self.start_batch = int(start_batch)  # > 0 when resuming mid-epoch
+        # Progressive resizing (simclr.data.resolution); None: every view at image_size.
+        self.resolution: ResolutionSchedule | None = resolution_schedule(data_cfg)
+        self.sizes_run: dict[int, int] = {}  # epoch -> view size, as the sampler drew them
         self.splits = splits if splits is not None else build_datasets(data_cfg)
         self.pretrain_set = self.splits.pretraining_set()
         n, batch = len(self.pretrain_set), int(data_cfg.batch_size)  # type: ignore[arg-type]
@@ -98,6 +103,42 @@ class SimCLRDataModule(pl.LightningDataModule):
         (`augment.decode`, simclr.data.encoded); known once the trainer is attached."""
         return gpu_decode(self.augment_cfg, self.data_cfg.name, self.device_type)
 
+    def view_size(self, epoch: int) -> int:
+        """The view side of `epoch`: the resolution schedule at the run's current plan.
+
+        The plan is the module's :class:`~simclr.training.optim.SchedulePlan` (which a
+        `trainer.max_time` budget re-plans), else `trainer.max_epochs`.
+        """
+        if self.resolution is None:
+            return int(self.data_cfg.image_size)
+        planned = self._planned_epochs()
+        size = self.resolution.size_of_epoch(epoch, planned)
+        self.sizes_run[int(epoch)] = size
+        return size
+
+    def _planned_epochs(self) -> float:
+        trainer = self.trainer
+        plan = getattr(trainer.lightning_module, "schedule_plan", None) if trainer else None
+        if plan is not None:
+            return plan.total_steps / max(1, plan.steps_per_epoch)
+        epochs = trainer.max_epochs if trainer is not None else None
+        return float(epochs) if epochs is not None and epochs > 0 else 1.0
+
+    def state_dict(self) -> dict[str, Any]:
+        """The view sizes run so far (saved in checkpoints, so a resumed run reports them all)."""
+        return {"sizes_run": dict(self.sizes_run)} if self.resolution is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        sizes = state_dict.get("sizes_run", {})
+        self.sizes_run.update({int(k): int(v) for k, v in sizes.items()})
+
+    def _check_resolution(self, why_not: str | None) -> None:
+        if self.resolution is not None and why_not:
+            raise ConfigError(
+                f"data.start_size={self.data_cfg.start_size}: progressive resizing needs the "
+                f"single-process loader, and {why_not}; set data.start_size=null"
+            )
+
     def train_dataloader(self) -> DataLoader:
         size = int(self.data_cfg.image_size)
         # GPU views (augment.backend, simclr/config/step.py): workers stop at uint8 crops;
@@ -107,17 +148,20 @@ class SimCLRDataModule(pl.LightningDataModule):
         views: Callable[[Any], Any] = TwoViews(build(self.augment_cfg, size))
         pretrain_set, collate = self.pretrain_set, None
         if self.decodes_on_device:
+            self._check_resolution("augment.decode=gpu crops on the device")
             # Workers read bytes and draw the crops; the module decodes and crops the batch.
             views, collate = EncodedTwoViews(self.augment_cfg, size), EncodedCollate(size)
             if self.data_cfg.name != "stream":
                 pretrain_set = _encoded_items(self.pretrain_set, self.splits.source)
         if self.data_cfg.name == "stream":  # LitData shuffles and splits between ranks itself
+            self._check_resolution("data=stream orders its shards itself")
             from simclr.data.stream import stream_train_loader
 
             return stream_train_loader(self.data_cfg, views, self.seed, collate_fn=collate)
         drop_last = bool(self.data_cfg.drop_last)
         if self.trainer is not None and self.trainer.world_size > 1:
             # Lightning puts in a DistributedSampler, itself seeded per epoch.
+            self._check_resolution(f"{self.trainer.world_size} processes share the data")
             shared = TransformedDataset(pretrain_set, views)
             return self._loader(shared, True, drop_last, collate_fn=collate)
         skip = self.start_batch * int(self.data_cfg.batch_size)
@@ -127,8 +171,16 @@ class SimCLRDataModule(pl.LightningDataModule):
             warnings.filterwarnings(
                 "ignore", message="You're resuming from a checkpoint that ended"
             )
-        sampler = EpochShuffleSampler(len(pretrain_set), self.seed, self.start_epoch, skip)  # type: ignore[arg-type]
-        dataset = EpochSeededDataset(pretrain_set, views, self.seed)
+        sized = self.resolution is not None
+        sampler = EpochShuffleSampler(
+            len(pretrain_set),  # type: ignore[arg-type]
+            self.seed,
+            self.start_epoch,
+            skip,
+            size_of_epoch=self.view_size if sized else None,
+        )
+        views_at = functools.partial(_two_views, build, self.augment_cfg) if sized else None
+        dataset = EpochSeededDataset(pretrain_set, views, self.seed, transform_at=views_at)
         return self._loader(dataset, False, drop_last, sampler=sampler, collate_fn=collate)
 
     def val_dataloader(self) -> DataLoader | list[DataLoader]:
@@ -136,6 +188,13 @@ class SimCLRDataModule(pl.LightningDataModule):
             return []
         transform = build_eval_transform(self.augment_cfg, int(self.data_cfg.image_size))
         return self._loader(TransformedDataset(self.splits.test, transform), False, False)
+
+
+def _two_views(
+    build: Callable[[AugmentConfig, int], Any], augment_cfg: AugmentConfig, size: int
+) -> TwoViews:
+    """Two views at `size` (a module-level function: workers may unpickle it)."""
+    return TwoViews(build(augment_cfg, size))
 
 
 def _encoded_items(dataset: Dataset, source: str) -> Dataset:

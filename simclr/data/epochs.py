@@ -16,7 +16,7 @@ on the number of workers, on persistent workers, or on where a run was resumed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import torch
@@ -29,7 +29,11 @@ def derived_seed(*entropy: int) -> int:
     return (int(state[0]) << 31) ^ int(state[1])
 
 
-class EpochShuffleSampler(Sampler[tuple[int, int]]):
+# A sampler's key: (epoch, index), or (epoch, index, view size) under progressive resizing.
+EpochKey: TypeAlias = tuple[int, int] | tuple[int, int, int]
+
+
+class EpochShuffleSampler(Sampler[EpochKey]):
     """A new permutation of `range(n)` each epoch, fixed by `(seed, epoch)`.
 
     Lightning calls :meth:`set_epoch` before every epoch; `start_epoch` covers the
@@ -38,13 +42,25 @@ class EpochShuffleSampler(Sampler[tuple[int, int]]):
     trained on: that epoch then yields the rest of its permutation only. The length
     stays `n`, so Lightning's count of batches (and the learning-rate schedule) is
     that of the uninterrupted run.
+
+    With `size_of_epoch` (progressive resizing, simclr.data.resolution) each key also
+    carries the epoch's view size, asked for when the epoch starts: the sampler runs
+    in the main process, where the run's current plan is.
     """
 
-    def __init__(self, n: int, seed: int, start_epoch: int = 0, skip: int = 0) -> None:
+    def __init__(
+        self,
+        n: int,
+        seed: int,
+        start_epoch: int = 0,
+        skip: int = 0,
+        size_of_epoch: Callable[[int], int] | None = None,
+    ) -> None:
         self.n = n
         self.seed = seed
         self.epoch = start_epoch
         self._skip = (start_epoch, int(skip))
+        self.size_of_epoch = size_of_epoch
 
     def set_epoch(self, epoch: int) -> None:
         """Use the permutation of `epoch` from the next iteration on."""
@@ -53,42 +69,64 @@ class EpochShuffleSampler(Sampler[tuple[int, int]]):
     def __len__(self) -> int:
         return self.n
 
-    def __iter__(self) -> Iterator[tuple[int, int]]:
+    def __iter__(self) -> Iterator[EpochKey]:
         generator = torch.Generator().manual_seed(derived_seed(self.seed, self.epoch))
         epoch = self.epoch
         skip_epoch, skip = self._skip
         start = skip if epoch == skip_epoch else 0
         self._skip = (skip_epoch, 0)  # only the first pass over that epoch is cut
-        for index in torch.randperm(self.n, generator=generator).tolist()[start:]:
-            yield epoch, index
+        order = torch.randperm(self.n, generator=generator).tolist()[start:]
+        if self.size_of_epoch is None:
+            yield from ((epoch, index) for index in order)
+            return
+        size = int(self.size_of_epoch(epoch))
+        yield from ((epoch, index, size) for index in order)
 
 
 class EpochSeededDataset(Dataset):
     """`(transform(image), label)` of `base[index]`, random draws seeded per item and epoch.
 
     Takes `(epoch, index)` pairs from :class:`EpochShuffleSampler`; a plain int
-    index uses the global generator as usual.
+    index uses the global generator as usual. An `(epoch, index, size)` key uses
+    `transform_at(size)` (built once per size, in each worker).
     """
 
-    def __init__(self, base: Dataset, transform: Callable[[Any], Any], seed: int) -> None:
+    def __init__(
+        self,
+        base: Dataset,
+        transform: Callable[[Any], Any],
+        seed: int,
+        transform_at: Callable[[int], Callable[[Any], Any]] | None = None,
+    ) -> None:
         self.base = base
         self.transform = transform
         self.seed = seed
+        self.transform_at = transform_at
+        self._sized: dict[int, Callable[[Any], Any]] = {}
+
+    def _transform(self, key: EpochKey) -> Callable[[Any], Any]:
+        if len(key) == 2 or self.transform_at is None:
+            return self.transform
+        size = key[2]
+        if size not in self._sized:
+            self._sized[size] = self.transform_at(size)
+        return self._sized[size]
 
     def __len__(self) -> int:
         return len(self.base)  # type: ignore[arg-type]
 
-    def __getitem__(self, key: int | tuple[int, int]) -> tuple[Any, int]:
+    def __getitem__(self, key: int | EpochKey) -> tuple[Any, int]:
         if not isinstance(key, tuple):
             image, label = self.base[key]
             return self.transform(image), int(label)
-        epoch, index = key
+        epoch, index = key[0], key[1]
+        transform = self._transform(key)
         image, label = self.base[index]
         # torchvision's transforms draw from the global CPU generator: fork it, so the
         # caller's stream is untouched, and seed it for this item.
         with torch.random.fork_rng(devices=[]):
             torch.random.default_generator.manual_seed(derived_seed(self.seed, epoch, index))
-            return self.transform(image), int(label)
+            return transform(image), int(label)
 
 
 def reseed_globals(seed: int, epoch: int, rank: int = 0) -> None:

@@ -17,10 +17,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from simclr.errors import OutputError
 
-SCHEMA_VERSION = 4  # 2: class counts; 3: `training` and `features_hardware`; 4: `training.step`
+SCHEMA_VERSION = 5  # 2: class counts; 3: `training` and `features_hardware`; 4: `training.step`;
+# 5: `training.view_sizes`
 # Versions `load_report` reads: version 1 lacks the class counts (they read as None),
 # versions 1-2 lack `training` and `features_hardware` (None), 1-3 `training.step` (None).
-READABLE_VERSIONS = (1, 2, 3, 4)
+READABLE_VERSIONS = (1, 2, 3, 4, 5)
 
 
 @dataclass
@@ -125,6 +126,9 @@ class Training:
     planned_epochs: float = MISSING
     steps: int = MISSING  # optimizer steps taken (a resumed run counts its earlier ones)
     epochs: float = MISSING  # steps / steps_per_epoch
+    # The view side of each epoch that ran, under progressive resizing (data.start_size);
+    # None where every view had data.image_size.
+    view_sizes: list[int] | None = None
 
 
 @dataclass

@@ -222,6 +222,7 @@ def training_summary(cfg: RunConfig, trainer: pl.Trainer, module: Any) -> dict[s
     planned = plan.total_steps if plan is not None else int(trainer.estimated_stepping_batches)
     budget = find_budget(trainer)
     steps = int(trainer.global_step)
+    sizes = getattr(trainer.datamodule, "sizes_run", None)  # type: ignore[attr-defined]
     step = getattr(module, "step_choice", None)
     return {
         "hardware": dataclasses.asdict(module.hardware),
@@ -235,4 +236,5 @@ def training_summary(cfg: RunConfig, trainer: pl.Trainer, module: Any) -> dict[s
         "planned_epochs": round(planned / per_epoch, 3),
         "steps": steps,
         "epochs": round(steps / per_epoch, 3),
+        "view_sizes": [sizes[e] for e in sorted(sizes)] if sizes else None,
     }

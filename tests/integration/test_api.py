@@ -49,3 +49,20 @@ def test_tiny_pretraining_returns_the_report_and_evaluate_reads_it(labeled_folde
 def test_eval_none_returns_no_report(labeled_folder, tmp_path):
     result = simclr.pretrain([*tiny_run(), f"data.root={labeled_folder}"], run_dir=tmp_path / "run")
     assert result.report is None and result.headline is None
+
+
+def test_progressive_resizing_runs_and_the_report_shows_the_sizes(labeled_folder, tmp_path):
+    run = tmp_path / "run"
+    overrides = [
+        *tiny_run(epochs=4, batches=2),
+        *TINY_EVAL,
+        f"data.root={labeled_folder}",
+        "data.start_size=8",
+        "data.full_size_share=0.5",
+    ]
+    result = simclr.pretrain(overrides, run_dir=run)
+    assert result.report is not None
+    # 4 epochs of 2 steps: 8 px, then 12 (a quarter of the way), the last half at 16.
+    assert result.report["training"]["view_sizes"] == [8, 12, 16, 16]
+    text = next(run.rglob("report.md")).read_text()
+    assert "views 8 px (epoch 1), 12 px (epoch 2), 16 px (epochs 3-4)" in text

@@ -14,6 +14,12 @@ noticed within an epoch), and re-plans when the projection has moved by more tha
 `drift` of the steps left. Under DDP rank 0's projection is broadcast, so every
 rank uses the same learning rate.
 
+Under progressive resizing (simclr/data/resolution.py) a step's cost depends on its
+view size, and the sizes depend on the plan: the rate is measured per size, a size
+not run yet is priced by its pixels, and the plan is the longest whose steps,
+priced at their planned sizes, fit in the time left
+(:func:`~simclr.data.resolution.planned_steps`).
+
 The plan is saved in the checkpoint (this callback's state) and the Timer saves
 the time spent, so `resume=auto` continues the same schedule with what is left of
 the budget, and re-measures the rate in the new process.
@@ -21,6 +27,7 @@ the budget, and re-measures the rate in the new process.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from typing import Any
@@ -30,6 +37,7 @@ from pytorch_lightning.callbacks import Callback, Timer
 
 from simclr.config.checks import parse_duration
 from simclr.config.schema import RunConfig
+from simclr.data.resolution import ResolutionSchedule, planned_steps
 from simclr.training.optim import SchedulePlan
 
 log = logging.getLogger(__name__)
@@ -67,7 +75,8 @@ class BudgetSchedule(Callback):
         # plan, so a run can be checked against what it measured rather than a wall clock.
         self.projection: dict[str, Any] = {}
         self._restored: dict[str, Any] = {}
-        self._samples: list[tuple[int, float]] = []  # (step, seconds) since start-up
+        self._samples: list[tuple[int, float, int]] = []  # (step, seconds, view size)
+        self.resolution: ResolutionSchedule | None = None
         self._first_step = 0
         self._last_check = -1
 
@@ -91,6 +100,7 @@ class BudgetSchedule(Callback):
             self.replans = int(self._restored.get("replans", 0))
         self._first_step = trainer.global_step
         self._samples, self._last_check = [], -1
+        self.resolution = getattr(trainer.datamodule, "resolution", None)  # type: ignore[attr-defined]
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any, **kwargs: Any
@@ -99,20 +109,19 @@ class BudgetSchedule(Callback):
         if plan is None or step == self._last_check:  # accumulation: one check per step
             return
         self._last_check = step
+        size = _view_size(trainer)
         if not self._samples:
             if step - self._first_step >= self.skip_steps:
-                self._samples.append((step, self.timer.time_elapsed()))
+                self._samples.append((step, self.timer.time_elapsed(), size))
             return
         if (step - self._samples[0][0]) % self.check_every:
             return
-        self._samples.append((step, self.timer.time_elapsed()))
+        self._samples.append((step, self.timer.time_elapsed(), size))
         # Every rank reaches this at the same step; rank 0's clock decides for all.
-        total, projection = None, {}
+        total: int | None = None
+        projection: dict[str, Any] = {}
         if trainer.is_global_zero:
-            rate = self.rate(max(plan.steps_per_epoch, self.check_every))
-            remaining = self.timer.time_remaining() or 0.0
-            total = projected_total(step, rate, remaining, self.ceiling) if rate > 0 else None
-            projection = {"step": step, "rate": rate, "seconds_left": remaining}
+            total, projection = self._project(step, plan)
         total = trainer.strategy.broadcast(total, src=0)
         if total is None:
             return
@@ -130,14 +139,40 @@ class BudgetSchedule(Callback):
                     step,
                 )
 
-    def rate(self, window: int) -> float:
-        """Steps per second over the last `window` steps sampled (all of them if fewer)."""
-        step, now = self._samples[-1]
-        start = next(
-            (s for s in reversed(self._samples[:-1]) if step - s[0] >= window), self._samples[0]
+    def _project(self, step: int, plan: SchedulePlan) -> tuple[int | None, dict[str, Any]]:
+        """The total the measured rate(s) project, and what it was projected from."""
+        window = max(plan.steps_per_epoch, self.check_every)
+        remaining = self.timer.time_remaining() or 0.0
+        if self.resolution is None:
+            rate = self.rate(window)
+            total = projected_total(step, rate, remaining, self.ceiling) if rate > 0 else None
+            return total, {"step": step, "rate": rate, "seconds_left": remaining}
+        rates = {size: r for size in self.sizes_timed() if (r := self.rate(window, size)) > 0}
+        if not rates:
+            return None, {}
+        seconds = {size: 1.0 / r for size, r in rates.items()}
+        total = planned_steps(
+            self.resolution, seconds, plan.steps_per_epoch, step, remaining, self.ceiling
         )
-        seconds = now - start[1]
-        return (step - start[0]) / seconds if seconds > 0 and step > start[0] else 0.0
+        return total, {"step": step, "rate_by_size": rates, "seconds_left": remaining}
+
+    def sizes_timed(self) -> list[int]:
+        """The view sizes with at least one sampled interval of their own."""
+        pairs = itertools.pairwise(self._samples)
+        return sorted({b[2] for a, b in pairs if a[2] == b[2]})
+
+    def rate(self, window: int, size: int | None = None) -> float:
+        """Steps per second over the last `window` steps sampled (all of them if fewer);
+        with `size`, over the intervals whose two ends ran at that view size only."""
+        steps, seconds = 0, 0.0
+        later = self._samples[-1]
+        for earlier in reversed(self._samples[:-1]):
+            if steps >= window:
+                break
+            if size is None or earlier[2] == later[2] == size:
+                steps, seconds = steps + later[0] - earlier[0], seconds + later[1] - earlier[1]
+            later = earlier
+        return steps / seconds if seconds > 0 and steps > 0 else 0.0
 
     def state_dict(self) -> dict[str, Any]:
         if self.plan is None:
@@ -150,6 +185,12 @@ class BudgetSchedule(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = dict(state_dict)
+
+
+def _view_size(trainer: pl.Trainer) -> int:
+    """The view size of the epoch running (0 where the data has no resolution schedule)."""
+    sizes = getattr(trainer.datamodule, "sizes_run", None)  # type: ignore[attr-defined]
+    return int(sizes.get(trainer.current_epoch, 0)) if isinstance(sizes, dict) else 0
 
 
 def budget_callbacks(cfg: RunConfig) -> list[Callback]:

@@ -21,7 +21,7 @@ import pytorch_lightning as pl
 from pytorch_lightning.callbacks import Callback, TQDMProgressBar
 from pytorch_lightning.callbacks.progress.tqdm_progress import Tqdm
 
-from simclr.config.schema import RunConfig
+from simclr.config.schema import DataConfig, RunConfig
 from simclr.training.nonfinite import logs_this_step
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class RunSummary(Callback):
         )
         return [
             f"run       {self.run_dir}",
-            f"data      {cfg.data.name}: {self.n_train:,} images{classes}, {cfg.data.image_size} px, "
+            f"data      {cfg.data.name}: {self.n_train:,} images{classes}, {_sizes(cfg.data)}, "
             f"batch {cfg.data.batch_size} x {trainer.world_size} process(es)",
             f"model     {encoder}, {params:.1f} M parameters with head {cfg.head.version} "
             f"({cfg.head.output_dim}-d), NT-Xent temperature {cfg.loss.temperature:g}",
@@ -149,3 +149,14 @@ class RunProgressBar(TQDMProgressBar):
         shown = ("train/loss_step", "train/loss_epoch")
         metrics = trainer.callback_metrics
         return {k.split("/")[-1]: float(metrics[k]) for k in shown if k in metrics}
+
+
+def _sizes(data: DataConfig) -> str:
+    """The view size, or its growth under progressive resizing (simclr/data/resolution.py)."""
+    start = data.start_size
+    if start is None or start >= data.image_size:
+        return f"{data.image_size} px"
+    share = f"{data.full_size_share * 100:g}%"
+    return (
+        f"views {start} -> {data.image_size} px (the last {share} of the run at {data.image_size})"
+    )

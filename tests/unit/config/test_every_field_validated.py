@@ -72,6 +72,8 @@ GENERIC_FLOAT = ["nan", "inf", "-1.0"]
 EXTRA: dict[str, list[str | None]] = {
     "data.root": ["''"],  # data=folder: a directory must be named
     "data.image_size": ["0"],
+    "data.start_size": ["0"],
+    "data.full_size_share": ["0.0", "1.5"],
     "data.batch_size": ["1", "0"],
     "data.download": ["true"],  # offline: asking for it is the error
     "data.test_fraction": ["0.0", "1.0"],
@@ -171,6 +173,11 @@ CROSS = [
         "one-px-image-with-blur",
         "data.image_size",
         {"data.image_size": "1", "augment.blur_p": "0.5"},
+    ),
+    (
+        "views-that-would-shrink",
+        "data.start_size",
+        {"data.image_size": "16", "data.start_size": "24"},
     ),
     (
         "chunks-with-accumulation",

@@ -36,7 +36,7 @@ def test_the_report_states_hardware_budget_and_steps(labeled_folder, tmp_path):
     result = simclr.pretrain(overrides, run_dir=run)
     assert result.report is not None
     report = load_report(run / "report.json")
-    assert report.schema_version == SCHEMA_VERSION == 4
+    assert report.schema_version == SCHEMA_VERSION == 5
     t = report.training
     assert t is not None and t.max_time == "10m" and t.budget_seconds == 600
     # 2 epochs of 2 batches end long before 10 minutes: max_epochs is the ceiling.

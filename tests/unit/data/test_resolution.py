@@ -1,0 +1,126 @@
+"""Progressive resizing (simclr/data/resolution.py): sizes, the per-epoch keys, and the
+budget's plan, each against a slow reference written here step by step."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from PIL import Image
+
+from simclr.config.schema import AugmentConfig, DataConfig
+from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
+from simclr.data.resolution import (
+    ResolutionSchedule,
+    planned_steps,
+    resolution_schedule,
+    seconds_between,
+)
+from simclr.data.views import TwoViews, build_view_transform
+
+
+def test_digits_like_schedule_grows_from_start_to_full_and_ends_at_full():
+    schedule = ResolutionSchedule(start=8, end=16, full_size_share=0.25)
+    sizes = [schedule.size_of_epoch(e, 24) for e in range(24)]
+    # Worked by hand: the ramp covers epochs 0..17 (progress < 0.75); the raw size is
+    # 8 + 8 * (e / 24) / 0.75 = 8 + e * 4 / 9, floored to an even number.
+    expected = [8] * 5 + [10] * 4 + [12] * 5 + [14] * 4 + [16] * 6
+    assert sizes == expected
+    assert sizes.count(16) == 6  # the last quarter of 24 epochs at full size
+
+
+@pytest.mark.parametrize(
+    "start,end,share,epochs", [(8, 32, 0.3, 10), (16, 32, 0.5, 7), (4, 6, 0.1, 3)]
+)
+def test_sizes_never_shrink_stay_in_range_and_the_last_share_is_full(start, end, share, epochs):
+    schedule = ResolutionSchedule(start=start, end=end, full_size_share=share)
+    sizes = [schedule.size_of_epoch(e, epochs) for e in range(epochs)]
+    assert sizes == sorted(sizes)
+    assert all(start <= s <= end and (s == end or s % 2 == 0) for s in sizes)
+    # Every epoch that begins in the last `share` of the run is at full size.
+    assert all(s == end for e, s in enumerate(sizes) if e / epochs >= 1 - share)
+    assert sizes[0] == start - start % 2 or sizes[0] == start
+
+
+def test_no_schedule_without_a_start_size_or_with_one_at_full_size():
+    assert resolution_schedule(DataConfig(image_size=16)) is None
+    assert resolution_schedule(DataConfig(image_size=16, start_size=16)) is None
+    made = resolution_schedule(DataConfig(image_size=16, start_size=8, full_size_share=0.4))
+    assert made == ResolutionSchedule(8, 16, 0.4)
+
+
+def _slow_seconds(schedule, step_seconds, per_epoch, start, total):
+    """Price each step alone: its epoch, that epoch's size in a run of `total` steps."""
+    seconds = 0.0
+    for k in range(start, total):
+        epoch = k // per_epoch
+        size = schedule.size_at(epoch / (total / per_epoch))
+        if size in step_seconds:
+            price = step_seconds[size]
+        else:
+            near = min(step_seconds, key=lambda s: abs(s - size))
+            price = step_seconds[near] * (size / near) ** 2
+        seconds += price
+    return seconds
+
+
+@pytest.mark.parametrize("start", [0, 7, 23])
+def test_seconds_between_matches_pricing_every_step(start):
+    schedule = ResolutionSchedule(start=8, end=16, full_size_share=0.25)
+    timed = {8: 0.5, 12: 1.1}
+    for total in (30, 45, 64):
+        fast = seconds_between(schedule, timed, 9, start, total)
+        assert fast == pytest.approx(_slow_seconds(schedule, timed, 9, start, total))
+
+
+@pytest.mark.parametrize(
+    "timed,step,left,ceiling",
+    [({8: 0.5}, 10, 120.0, None), ({8: 0.4, 10: 0.7}, 40, 60.0, None), ({16: 2.0}, 0, 300.0, 90)],
+)
+def test_planned_steps_is_the_longest_plan_that_fits(timed, step, left, ceiling):
+    schedule = ResolutionSchedule(start=8, end=16, full_size_share=0.25)
+    planned = planned_steps(schedule, timed, 9, step, left, ceiling)
+    # Reference: scan every total upwards, keep the last whose steps fit.
+    fits = [t for t in range(step, 2000) if _slow_seconds(schedule, timed, 9, step, t) <= left]
+    best = max(fits)
+    if ceiling is not None:
+        best = min(best, ceiling)
+    assert planned == best
+    # A fixed-size plan priced at full size would have planned far fewer steps.
+    if ceiling is None:
+        full = max(timed.values()) * (16 / max(timed)) ** 2
+        assert planned > step + math.floor(left / full)
+
+
+def test_the_sampler_keys_carry_the_size_the_epoch_asked_for():
+    asked: list[int] = []
+
+    def size_of_epoch(epoch: int) -> int:
+        asked.append(epoch)
+        return 8 + 2 * epoch
+
+    sampler = EpochShuffleSampler(6, seed=1, start_epoch=0, size_of_epoch=size_of_epoch)
+    first = list(sampler)
+    sampler.set_epoch(2)
+    third = list(sampler)
+    assert {k[2] for k in first} == {8} and {k[2] for k in third} == {12}
+    assert asked == [0, 2]  # once per epoch, when the epoch starts
+    plain = list(EpochShuffleSampler(6, seed=1))
+    assert [k[:2] for k in first] == plain  # the order does not depend on the sizes
+
+
+def test_views_have_the_size_of_their_key_and_the_same_draws_each_time():
+    images = [(Image.new("RGB", (8, 8), color=(i * 20, 0, 0)), i) for i in range(4)]
+    cfg = AugmentConfig(blur_p=0.0)
+
+    def views_at(size: int) -> TwoViews:
+        return TwoViews(build_view_transform(cfg, size))
+
+    dataset = EpochSeededDataset(images, views_at(16), seed=3, transform_at=views_at)
+    (a, b), _ = dataset[(1, 2, 12)]
+    assert a.shape == b.shape == (3, 12, 12)
+    (full, _), _ = dataset[(1, 2)]
+    assert full.shape == (3, 16, 16)
+    (again, _), _ = dataset[(1, 2, 12)]
+    assert torch.equal(a, again)
