@@ -79,6 +79,18 @@ EXPECTED = {
             "B7",
             "loader alone images/s, image folder vs local LitData shards",
         ),
+        Expected(
+            "b8_resolution_step_digits",
+            "B8",
+            "a step's cost by view size, float32: the digits preset's sizes",
+            "python benchmarks/b8_resolution_step.py --sizes 8,12,16 --tag digits",
+        ),
+        Expected(
+            "b8_resolution_step_small_images",
+            "B8",
+            "a step's cost by view size, float32: small_images' sizes",
+            "python benchmarks/b8_resolution_step.py --sizes 16,24,32 --tag small_images",
+        ),
         Expected("scaling", "Scaling", "images/s and memory vs batch size"),
     ]
 }

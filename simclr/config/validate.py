@@ -145,6 +145,11 @@ def validate_data(cfg: DataConfig, key: str = "data") -> None:
         )
     if cfg.name != DataName.digits and not cfg.root:
         raise ConfigError(f"{key}.root is not set: {key}.name={cfg.name} reads a local directory")
+    if cfg.start_size is not None and cfg.name == DataName.stream:
+        raise ConfigError(
+            f"{key}.start_size={cfg.start_size}: progressive resizing needs the single-process "
+            f"loader, and {key}=stream orders its shards itself; set {key}.start_size=null"
+        )
     if cfg.start_size is not None and cfg.start_size > cfg.image_size:
         raise ConfigError(
             f"{key}.start_size={cfg.start_size} is larger than {key}.image_size="

@@ -107,3 +107,17 @@ def test_ntxent_worker_measures_ours_at_a_tiny_size(tmp_path):
     assert [r["batch"] for r in result["rows"]] == [16, 32]
     assert all(r["seconds"] > 0 and "peak_mib" in r for r in result["rows"])
     assert math.isfinite(result["check_value"])
+
+
+def test_resolution_step_benchmark_times_every_size_and_states_the_floor():
+    import b8_resolution_step as b8
+
+    seconds = b8.measure([4, 8], batch=4, rounds=2)
+    assert {size: len(times) for size, times in seconds.items()} == {4: 2, 8: 2}
+    assert all(t > 0 for times in seconds.values() for t in times)
+    rows = [
+        {"size": 4, "seconds_per_step": 1.0, "relative_cost": 0.5, "pixels_share": 0.25},
+        {"size": 8, "seconds_per_step": 2.0, "relative_cost": 1.0, "pixels_share": 1.0},
+    ]
+    (line,) = b8.summary(rows, "AVX2")
+    assert line["ratio"] == "0.50" and "0.25" in line["goal"] and "AVX2" in line["measure"]

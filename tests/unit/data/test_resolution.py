@@ -124,3 +124,20 @@ def test_views_have_the_size_of_their_key_and_the_same_draws_each_time():
     assert full.shape == (3, 16, 16)
     (again, _), _ = dataset[(1, 2, 12)]
     assert torch.equal(a, again)
+
+
+def test_loaders_that_cannot_grow_views_refuse_a_start_size_in_one_line():
+    from simclr.config.validate import validate_data
+    from simclr.data.datamodule import SimCLRDataModule
+    from simclr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data\.start_size=8: .*data=stream") as err:
+        validate_data(DataConfig(name="stream", root="/shards", image_size=16, start_size=8))
+    assert "\n" not in str(err.value)
+    module = SimCLRDataModule(DataConfig(image_size=16, start_size=8), AugmentConfig(blur_p=0.0))
+    module._check_resolution(None)  # the single-process loader: fine
+    with pytest.raises(ConfigError, match=r"data\.start_size=8: .*2 processes share the data"):
+        module._check_resolution("2 processes share the data")
+    fixed = SimCLRDataModule(DataConfig(image_size=16), AugmentConfig(blur_p=0.0))
+    fixed._check_resolution("2 processes share the data")  # nothing asked: nothing refused
+    assert fixed.view_size(3) == 16 and fixed.sizes_run == {}
