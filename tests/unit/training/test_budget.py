@@ -138,11 +138,13 @@ def fit(
     max_epochs: int = 10,
     extra: list[Callback] | None = None,
     ckpt_path: str | None = None,
+    module: Tiny | None = None,
+    datamodule: pl.LightningDataModule | None = None,
 ) -> tuple[pl.Trainer, Tiny, BudgetSchedule]:
     monkeypatch.setattr(timer_module, "time", SimpleNamespace(monotonic=clock.monotonic))
     timer = Timer(duration=dt.timedelta(seconds=budget_s), interval="step", verbose=False)
     budget = BudgetSchedule(timer, skip_steps=5, check_every=5)
-    module = Tiny(clock, cost)
+    module = module or Tiny(clock, cost)
     trainer = pl.Trainer(
         max_epochs=max_epochs,
         callbacks=[timer, budget, *(extra or [])],
@@ -153,7 +155,7 @@ def fit(
         accelerator="cpu",
         devices=1,
     )
-    trainer.fit(module, ckpt_path=ckpt_path)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=ckpt_path)
     return trainer, module, budget
 
 

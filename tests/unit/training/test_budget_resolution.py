@@ -13,7 +13,6 @@ from types import SimpleNamespace
 
 import pytest
 import pytorch_lightning as pl
-import pytorch_lightning.callbacks.timer as timer_module
 import torch
 from pytorch_lightning.callbacks import Timer
 from torch.utils.data import DataLoader
@@ -22,7 +21,7 @@ from simclr.data.datamodule import SimCLRDataModule
 from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
 from simclr.data.resolution import ResolutionSchedule, planned_steps
 from simclr.training.callbacks.budget import BudgetSchedule
-from tests.unit.training.test_budget import BATCHES, Clock, Tiny
+from tests.unit.training.test_budget import BATCHES, Clock, Tiny, fit
 
 FULL = 16
 SCHEDULE = ResolutionSchedule(start=8, end=FULL, full_size_share=0.25)
@@ -62,23 +61,11 @@ class SizedTiny(Tiny):
 
 
 def test_the_plan_prices_steps_by_size_and_ends_at_full_size(monkeypatch):
-    clock = Clock()
-    monkeypatch.setattr(timer_module, "time", SimpleNamespace(monotonic=clock.monotonic))
-    budget_s = 60
-    timer = Timer(duration=dt.timedelta(seconds=budget_s), interval="step", verbose=False)
-    budget = BudgetSchedule(timer, skip_steps=5, check_every=5)
-    module, data = SizedTiny(clock, lambda step: 0.0), SizedData()
-    trainer = pl.Trainer(
-        max_epochs=100,
-        callbacks=[timer, budget],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        accelerator="cpu",
-        devices=1,
+    clock, budget_s, data = Clock(), 60, SizedData()
+    sized = SizedTiny(clock, lambda step: 0.0)  # a step's cost comes from its views' size
+    trainer, module, budget = fit(
+        monkeypatch, clock, sized.cost, budget_s, max_epochs=100, module=sized, datamodule=data
     )
-    trainer.fit(module, datamodule=data)
 
     # What a planner that knew every size's price from the start would plan.
     known = {s: full_step_seconds(s) for s in range(8, FULL + 1, 2)}
