@@ -15,7 +15,7 @@ on the number of workers, on persistent workers, or on where a run was resumed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -43,9 +43,10 @@ class EpochShuffleSampler(Sampler[EpochKey]):
     stays `n`, so Lightning's count of batches (and the learning-rate schedule) is
     that of the uninterrupted run.
 
-    With `size_of_epoch` (progressive resizing, simclr.data.resolution) each key also
-    carries the epoch's view size, asked for when the epoch starts: the sampler runs
-    in the main process, where the run's current plan is.
+    With `sizes_of_epoch` (progressive resizing, simclr.data.resolution) each key also
+    carries its batch's view size: the epoch's sizes, one per batch of `batch_size`
+    keys, are asked for when the epoch starts (the sampler runs in the main process,
+    where the run's current plan is).
     """
 
     def __init__(
@@ -54,13 +55,15 @@ class EpochShuffleSampler(Sampler[EpochKey]):
         seed: int,
         start_epoch: int = 0,
         skip: int = 0,
-        size_of_epoch: Callable[[int], int] | None = None,
+        sizes_of_epoch: Callable[[int], Sequence[int]] | None = None,
+        batch_size: int = 1,
     ) -> None:
         self.n = n
         self.seed = seed
         self.epoch = start_epoch
         self._skip = (start_epoch, int(skip))
-        self.size_of_epoch = size_of_epoch
+        self.sizes_of_epoch = sizes_of_epoch
+        self.batch_size = max(1, int(batch_size))
 
     def set_epoch(self, epoch: int) -> None:
         """Use the permutation of `epoch` from the next iteration on."""
@@ -76,11 +79,13 @@ class EpochShuffleSampler(Sampler[EpochKey]):
         start = skip if epoch == skip_epoch else 0
         self._skip = (skip_epoch, 0)  # only the first pass over that epoch is cut
         order = torch.randperm(self.n, generator=generator).tolist()[start:]
-        if self.size_of_epoch is None:
+        if self.sizes_of_epoch is None:
             yield from ((epoch, index) for index in order)
             return
-        size = int(self.size_of_epoch(epoch))
-        yield from ((epoch, index, size) for index in order)
+        sizes = list(self.sizes_of_epoch(epoch))
+        last = len(sizes) - 1
+        for place, index in enumerate(order, start=start):  # place in the whole epoch
+            yield epoch, index, int(sizes[min(place // self.batch_size, last)])
 
 
 class EpochSeededDataset(Dataset):

@@ -8,10 +8,12 @@ last share of the run at the full size the evaluation uses, which also leaves th
 batch-norm statistics of the full size in the encoder (FFCV and fastai do the same
 for supervised training; the growth here is linear in epochs, as FFCV's).
 
-A view's size is a function of the epoch and of the planned length of the run (in
-epochs), decided where the epoch's order is drawn (the sampler, in the main
-process), so a resumed run sees the sizes the uninterrupted one saw, and a
-wall-clock budget that re-plans the run's length moves the growth with it.
+A batch's view size is a function of its place in the run: (epoch, batch) over the
+planned length of the run. Sizes change between batches, not only between epochs, so
+a run of one or two long epochs (a short budget) still ends at full size. They are
+decided where the epoch's order is drawn (the sampler, in the main process), so a
+resumed run sees the sizes the uninterrupted one saw, and a wall-clock budget that
+re-plans the run's length moves the growth with it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+import torch
 
 from simclr.config.schema import DataConfig
 
@@ -44,9 +48,25 @@ class ResolutionSchedule:
         even = self.multiple * math.floor(raw / self.multiple + 1e-9)
         return min(self.end, max(self.start, even))
 
-    def size_of_epoch(self, epoch: int, planned_epochs: float) -> int:
-        """The view side of `epoch` in a run planned to last `planned_epochs` epochs."""
-        return self.size_at(epoch / planned_epochs if planned_epochs > 0 else 1.0)
+    def batch_sizes(self, epoch: int, batches: int, planned_epochs: float) -> list[int]:
+        """The view side of each of the `batches` batches of `epoch`, in a run planned
+        to last `planned_epochs` epochs."""
+        planned = planned_epochs if planned_epochs > 0 else 1.0
+        return [self.size_at((epoch + b / batches) / planned) for b in range(max(1, batches))]
+
+    def first_step_at(self, size: int, total_steps: int) -> int:
+        """The first of `total_steps` steps whose size (:meth:`size_at` of step / total) is
+        at least `size` (`total_steps` where none is)."""
+        if size <= self.start:
+            return 0
+        ramp = 1.0 - self.full_size_share
+        share = ramp * (size - self.start) / (self.end - self.start) if size < self.end else ramp
+        step = max(0, math.ceil(share * total_steps) - 1)  # then corrected by the rule itself
+        while step < total_steps and self.size_at(step / total_steps) < size:
+            step += 1
+        while step > 0 and self.size_at((step - 1) / total_steps) >= size:
+            step -= 1
+        return step
 
     def relative_cost(self, size: int) -> float:
         """A step's cost at `size` relative to one at `end`: the pixels' share.
@@ -65,33 +85,34 @@ def resolution_schedule(cfg: DataConfig) -> ResolutionSchedule | None:
     return ResolutionSchedule(int(start), end, float(cfg.full_size_share))
 
 
-def epoch_sizes(
-    schedule: ResolutionSchedule, steps_per_epoch: int, total_steps: int
-) -> list[tuple[int, int]]:
-    """`(first step, size)` of every epoch a run of `total_steps` steps starts."""
-    planned = total_steps / max(1, steps_per_epoch)
-    epochs = math.ceil(planned)
-    return [
-        (e * steps_per_epoch, schedule.size_of_epoch(e, planned)) for e in range(max(1, epochs))
-    ]
+def sizes_in_run(schedule: ResolutionSchedule, total_steps: int) -> list[tuple[int, int]]:
+    """`(first step, size)` of each size a run of `total_steps` steps goes through."""
+    m = schedule.multiple
+    above_start = range(schedule.start + m - schedule.start % m, schedule.end, m)
+    firsts: dict[int, int] = {}  # first step -> the largest size that starts there
+    for size in (schedule.start, *above_start, schedule.end):
+        first = schedule.first_step_at(size, total_steps)
+        if first < total_steps:
+            firsts[first] = max(size, firsts.get(first, size))
+    return sorted(firsts.items())
 
 
 def seconds_between(
     schedule: ResolutionSchedule,
     step_seconds: Mapping[int, float],
-    steps_per_epoch: int,
     start: int,
     total_steps: int,
 ) -> float:
     """Seconds the steps `start`..`total_steps` take when the run is planned to `total_steps`.
 
+    Step k runs at :meth:`~ResolutionSchedule.size_at` of k / `total_steps`.
     `step_seconds` maps the sizes timed so far to their seconds per step; a size not
     timed yet is priced from the timed size nearest to it, scaled by the pixels.
     """
     seconds = 0.0
-    bounds = [*epoch_sizes(schedule, steps_per_epoch, total_steps), (total_steps, 0)]
+    bounds = [*sizes_in_run(schedule, total_steps), (total_steps, 0)]
     for (first, size), (after, _) in itertools.pairwise(bounds):
-        steps = min(after, total_steps) - max(first, start)
+        steps = after - max(first, start)
         if steps > 0:
             seconds += steps * _step_seconds(schedule, step_seconds, size)
     return seconds
@@ -107,14 +128,13 @@ def _step_seconds(schedule: ResolutionSchedule, timed: Mapping[int, float], size
 def planned_steps(
     schedule: ResolutionSchedule,
     step_seconds: Mapping[int, float],
-    steps_per_epoch: int,
     step: int,
     seconds_left: float,
     ceiling: int | None = None,
 ) -> int:
     """The most steps a run at `step` can plan so that the rest fits in `seconds_left`.
 
-    Planning more steps stretches the growth (later epochs are smaller), so the
+    Planning more steps stretches the growth (later steps are smaller), so the
     steps' prices depend on the total: the search prices each candidate total with
     its own sizes. Their time grows with the total, so a bisection finds the largest
     that fits. At most `ceiling` (what max_epochs / max_steps allow).
@@ -127,9 +147,31 @@ def planned_steps(
     low = step
     while low < high:
         middle = (low + high + 1) // 2
-        cost = seconds_between(schedule, step_seconds, steps_per_epoch, step, middle)
+        cost = seconds_between(schedule, step_seconds, step, middle)
         if cost <= seconds_left:
             low = middle
         else:
             high = middle - 1
     return low
+
+
+def batch_view_size(batch: object) -> int:
+    """The side of the first image batch (a 4-D tensor) inside a loader's batch; 0 if none."""
+    if isinstance(batch, torch.Tensor):
+        return int(batch.shape[-1]) if batch.dim() == 4 else 0
+    if isinstance(batch, list | tuple):
+        for item in batch:
+            if size := batch_view_size(item):
+                return size
+    return 0
+
+
+def size_runs(sizes: list[int]) -> list[list[int]]:
+    """`[8, 8, 12, 16, 16]` -> `[[8, 2], [12, 1], [16, 2]]`: each size and its steps in a row."""
+    runs: list[list[int]] = []
+    for size in sizes:
+        if runs and runs[-1][0] == size:
+            runs[-1][1] += 1
+        else:
+            runs.append([size, 1])
+    return runs

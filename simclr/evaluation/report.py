@@ -56,23 +56,15 @@ def _step(s: Step) -> str:
     )
 
 
-def view_sizes_text(sizes: list[int]) -> str:
-    """Epoch sizes as runs: `[8, 8, 12, 16, 16]` -> "8 px (epochs 1-2), 12 px (epoch 3), 16 px (epochs 4-5)"."""
-    runs: list[tuple[int, int, int]] = []  # (size, first epoch, last epoch), 1-based
-    for epoch, size in enumerate(sizes, start=1):
-        if runs and runs[-1][0] == size:
-            runs[-1] = (size, runs[-1][1], epoch)
-        else:
-            runs.append((size, epoch, epoch))
-    return ", ".join(
-        f"{size} px (epochs {a}-{b})" if b > a else f"{size} px (epoch {a})" for size, a, b in runs
-    )
+def view_sizes_text(runs: list[list[int]]) -> str:
+    """`[[8, 20], [12, 5], [16, 9]]` -> "8 px ×20, 12 px ×5, 16 px ×9" (batches at each size)."""
+    return ", ".join(f"{size} px ×{count}" for size, count in runs)
 
 
 def _schedule(t: Training) -> str:
     ran = f"ran {t.steps} steps ({t.epochs:.2f} epochs of {t.steps_per_epoch} steps)"
     planned = f"planned {t.planned_steps} steps ({t.planned_epochs:.2f} epochs)"
-    views = f"; views {view_sizes_text(t.view_sizes)}" if t.view_sizes else ""
+    views = f"; batches by view size: {view_sizes_text(t.view_sizes)}" if t.view_sizes else ""
     if t.max_time is None:
         return f"{planned}, {ran}{views}"
     seconds = f" ({t.budget_seconds:.0f} s)" if t.budget_seconds is not None else ""

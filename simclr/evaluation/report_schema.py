@@ -126,9 +126,9 @@ class Training:
     planned_epochs: float = MISSING
     steps: int = MISSING  # optimizer steps taken (a resumed run counts its earlier ones)
     epochs: float = MISSING  # steps / steps_per_epoch
-    # The view side of each epoch that ran, under progressive resizing (data.start_size);
-    # None where every view had data.image_size.
-    view_sizes: list[int] | None = None
+    # Under progressive resizing (data.start_size): [size, batches] for each view size in
+    # the order they ran; None where every view had data.image_size.
+    view_sizes: list[list[int]] | None = None
 
 
 @dataclass

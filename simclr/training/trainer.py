@@ -223,6 +223,7 @@ def training_summary(cfg: RunConfig, trainer: pl.Trainer, module: Any) -> dict[s
     budget = find_budget(trainer)
     steps = int(trainer.global_step)
     sizes = getattr(trainer.datamodule, "sizes_run", None)  # type: ignore[attr-defined]
+    batches_run = steps * int(trainer.accumulate_grad_batches)
     step = getattr(module, "step_choice", None)
     return {
         "hardware": dataclasses.asdict(module.hardware),
@@ -236,5 +237,13 @@ def training_summary(cfg: RunConfig, trainer: pl.Trainer, module: Any) -> dict[s
         "planned_epochs": round(planned / per_epoch, 3),
         "steps": steps,
         "epochs": round(steps / per_epoch, 3),
-        "view_sizes": [sizes[e] for e in sorted(sizes)] if sizes else None,
+        "view_sizes": _view_size_runs(sizes, batches_run) if sizes else None,
     }
+
+
+def _view_size_runs(sizes: dict[int, list[int]], batches_run: int) -> list[list[int]]:
+    """`[size, steps]` pairs of the batches that ran, from each epoch's drawn sizes."""
+    from simclr.data.resolution import size_runs
+
+    drawn = [size for epoch in sorted(sizes) for size in sizes[epoch]]
+    return size_runs(drawn[:batches_run])

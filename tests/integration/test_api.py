@@ -62,7 +62,8 @@ def test_progressive_resizing_runs_and_the_report_shows_the_sizes(labeled_folder
     ]
     result = simclr.pretrain(overrides, run_dir=run)
     assert result.report is not None
-    # 4 epochs of 2 steps: 8 px, then 12 (a quarter of the way), the last half at 16.
-    assert result.report["training"]["view_sizes"] == [8, 12, 16, 16]
+    # 4 epochs of 2 batches, growing by batch: 8, 10, 12, 14 px, the last half at 16.
+    runs = [[8, 1], [10, 1], [12, 1], [14, 1], [16, 4]]
+    assert result.report["training"]["view_sizes"] == runs
     text = next(run.rglob("report.md")).read_text()
-    assert "views 8 px (epoch 1), 12 px (epoch 2), 16 px (epochs 3-4)" in text
+    assert "batches by view size: 8 px ×1, 10 px ×1, 12 px ×1, 14 px ×1, 16 px ×4" in text

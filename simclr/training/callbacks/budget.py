@@ -37,7 +37,7 @@ from pytorch_lightning.callbacks import Callback, Timer
 
 from simclr.config.checks import parse_duration
 from simclr.config.schema import RunConfig
-from simclr.data.resolution import ResolutionSchedule, planned_steps
+from simclr.data.resolution import ResolutionSchedule, batch_view_size, planned_steps
 from simclr.training.optim import SchedulePlan
 
 log = logging.getLogger(__name__)
@@ -103,13 +103,18 @@ class BudgetSchedule(Callback):
         self.resolution = getattr(trainer.datamodule, "resolution", None)  # type: ignore[attr-defined]
 
     def on_train_batch_end(
-        self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any, **kwargs: Any
+        self,
+        trainer: pl.Trainer,
+        pl_module: pl.LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
     ) -> None:
         step, plan = trainer.global_step, self.plan
         if plan is None or step == self._last_check:  # accumulation: one check per step
             return
         self._last_check = step
-        size = _view_size(trainer)
+        size = batch_view_size(batch) if self.resolution is not None else 0
         if not self._samples:
             if step - self._first_step >= self.skip_steps:
                 self._samples.append((step, self.timer.time_elapsed(), size))
@@ -151,9 +156,7 @@ class BudgetSchedule(Callback):
         if not rates:
             return None, {}
         seconds = {size: 1.0 / r for size, r in rates.items()}
-        total = planned_steps(
-            self.resolution, seconds, plan.steps_per_epoch, step, remaining, self.ceiling
-        )
+        total = planned_steps(self.resolution, seconds, step, remaining, self.ceiling)
         return total, {"step": step, "rate_by_size": rates, "seconds_left": remaining}
 
     def sizes_timed(self) -> list[int]:
@@ -185,12 +188,6 @@ class BudgetSchedule(Callback):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored = dict(state_dict)
-
-
-def _view_size(trainer: pl.Trainer) -> int:
-    """The view size of the epoch running (0 where the data has no resolution schedule)."""
-    sizes = getattr(trainer.datamodule, "sizes_run", None)  # type: ignore[attr-defined]
-    return int(sizes.get(trainer.current_epoch, 0)) if isinstance(sizes, dict) else 0
 
 
 def budget_callbacks(cfg: RunConfig) -> list[Callback]:

@@ -3,6 +3,7 @@ budget's plan, each against a slow reference written here step by step."""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -13,16 +14,19 @@ from simclr.config.schema import AugmentConfig, DataConfig
 from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
 from simclr.data.resolution import (
     ResolutionSchedule,
+    batch_view_size,
     planned_steps,
     resolution_schedule,
     seconds_between,
+    size_runs,
+    sizes_in_run,
 )
 from simclr.data.views import TwoViews, build_view_transform
 
 
 def test_digits_like_schedule_grows_from_start_to_full_and_ends_at_full():
     schedule = ResolutionSchedule(start=8, end=16, full_size_share=0.25)
-    sizes = [schedule.size_of_epoch(e, 24) for e in range(24)]
+    sizes = [schedule.batch_sizes(e, 1, 24)[0] for e in range(24)]
     # Worked by hand: the ramp covers epochs 0..17 (progress < 0.75); the raw size is
     # 8 + 8 * (e / 24) / 0.75 = 8 + e * 4 / 9, floored to an even number.
     expected = [8] * 5 + [10] * 4 + [12] * 5 + [14] * 4 + [16] * 6
@@ -35,7 +39,7 @@ def test_digits_like_schedule_grows_from_start_to_full_and_ends_at_full():
 )
 def test_sizes_never_shrink_stay_in_range_and_the_last_share_is_full(start, end, share, epochs):
     schedule = ResolutionSchedule(start=start, end=end, full_size_share=share)
-    sizes = [schedule.size_of_epoch(e, epochs) for e in range(epochs)]
+    sizes = [schedule.batch_sizes(e, 1, epochs)[0] for e in range(epochs)]
     assert sizes == sorted(sizes)
     assert all(start <= s <= end and (s == end or s % 2 == 0) for s in sizes)
     # Every epoch that begins in the last `share` of the run is at full size.
@@ -50,12 +54,11 @@ def test_no_schedule_without_a_start_size_or_with_one_at_full_size():
     assert made == ResolutionSchedule(8, 16, 0.4)
 
 
-def _slow_seconds(schedule, step_seconds, per_epoch, start, total):
-    """Price each step alone: its epoch, that epoch's size in a run of `total` steps."""
+def _slow_seconds(schedule, step_seconds, start, total):
+    """Price each step alone: step k of a run of `total` runs at size_at(k / total)."""
     seconds = 0.0
     for k in range(start, total):
-        epoch = k // per_epoch
-        size = schedule.size_at(epoch / (total / per_epoch))
+        size = schedule.size_at(k / total)
         if size in step_seconds:
             price = step_seconds[size]
         else:
@@ -65,13 +68,24 @@ def _slow_seconds(schedule, step_seconds, per_epoch, start, total):
     return seconds
 
 
+@pytest.mark.parametrize("total", [1, 2, 7, 30, 59, 101, 640])
+@pytest.mark.parametrize("start,end,share", [(8, 16, 0.25), (16, 32, 0.25), (9, 16, 0.5)])
+def test_the_sizes_of_a_run_are_each_steps_size(total, start, end, share):
+    schedule = ResolutionSchedule(start=start, end=end, full_size_share=share)
+    expanded = []
+    bounds = [*sizes_in_run(schedule, total), (total, 0)]
+    for (first, size), (after, _) in itertools.pairwise(bounds):
+        expanded += [size] * (after - first)
+    assert expanded == [schedule.size_at(k / total) for k in range(total)]
+
+
 @pytest.mark.parametrize("start", [0, 7, 23])
 def test_seconds_between_matches_pricing_every_step(start):
     schedule = ResolutionSchedule(start=8, end=16, full_size_share=0.25)
     timed = {8: 0.5, 12: 1.1}
     for total in (30, 45, 64):
-        fast = seconds_between(schedule, timed, 9, start, total)
-        assert fast == pytest.approx(_slow_seconds(schedule, timed, 9, start, total))
+        fast = seconds_between(schedule, timed, start, total)
+        assert fast == pytest.approx(_slow_seconds(schedule, timed, start, total))
 
 
 @pytest.mark.parametrize(
@@ -80,9 +94,9 @@ def test_seconds_between_matches_pricing_every_step(start):
 )
 def test_planned_steps_is_the_longest_plan_that_fits(timed, step, left, ceiling):
     schedule = ResolutionSchedule(start=8, end=16, full_size_share=0.25)
-    planned = planned_steps(schedule, timed, 9, step, left, ceiling)
+    planned = planned_steps(schedule, timed, step, left, ceiling)
     # Reference: scan every total upwards, keep the last whose steps fit.
-    fits = [t for t in range(step, 2000) if _slow_seconds(schedule, timed, 9, step, t) <= left]
+    fits = [t for t in range(step, 2000) if _slow_seconds(schedule, timed, step, t) <= left]
     best = max(fits)
     if ceiling is not None:
         best = min(best, ceiling)
@@ -93,21 +107,42 @@ def test_planned_steps_is_the_longest_plan_that_fits(timed, step, left, ceiling)
         assert planned > step + math.floor(left / full)
 
 
-def test_the_sampler_keys_carry_the_size_the_epoch_asked_for():
+def test_a_run_of_fewer_than_two_epochs_still_ends_at_full_size():
+    # A 5-minute budget at 32 px on two cores: 1.7 epochs of 35 batches. Sizes change
+    # between batches, so the last quarter of the run is at 32 px all the same.
+    schedule = ResolutionSchedule(start=16, end=32, full_size_share=0.25)
+    sizes = schedule.batch_sizes(0, 35, 1.7) + schedule.batch_sizes(1, 35, 1.7)[:25]
+    assert sizes[0] == 16 and sizes == sorted(sizes) and sizes[-1] == 32
+    assert sizes.count(32) == pytest.approx(0.25 * 1.7 * 35, abs=1)
+
+
+def test_the_sampler_keys_carry_their_batchs_size():
     asked: list[int] = []
 
-    def size_of_epoch(epoch: int) -> int:
+    def sizes_of_epoch(epoch: int) -> list[int]:
         asked.append(epoch)
-        return 8 + 2 * epoch
+        return [8 + 2 * epoch, 10 + 2 * epoch, 12 + 2 * epoch]  # three batches of two
 
-    sampler = EpochShuffleSampler(6, seed=1, start_epoch=0, size_of_epoch=size_of_epoch)
+    sampler = EpochShuffleSampler(6, seed=1, sizes_of_epoch=sizes_of_epoch, batch_size=2)
     first = list(sampler)
     sampler.set_epoch(2)
     third = list(sampler)
-    assert {k[2] for k in first} == {8} and {k[2] for k in third} == {12}
+    assert [k[2] for k in first] == [8, 8, 10, 10, 12, 12]
+    assert [k[2] for k in third] == [12, 12, 14, 14, 16, 16]
     assert asked == [0, 2]  # once per epoch, when the epoch starts
     plain = list(EpochShuffleSampler(6, seed=1))
     assert [k[:2] for k in first] == plain  # the order does not depend on the sizes
+    # Resumed after the first batch of epoch 0: the rest keeps its batches' sizes.
+    resumed = EpochShuffleSampler(6, 1, skip=2, sizes_of_epoch=sizes_of_epoch, batch_size=2)
+    assert list(resumed) == first[2:]
+
+
+def test_sizes_are_read_from_a_batch_and_counted_in_runs():
+    views = torch.zeros(4, 3, 12, 12)
+    assert batch_view_size(((views, views), torch.zeros(4))) == 12
+    assert batch_view_size([torch.zeros(4), "x"]) == 0
+    assert size_runs([8, 8, 12, 16, 16, 16]) == [[8, 2], [12, 1], [16, 3]]
+    assert size_runs([]) == []
 
 
 def test_views_have_the_size_of_their_key_and_the_same_draws_each_time():
@@ -140,4 +175,4 @@ def test_loaders_that_cannot_grow_views_refuse_a_start_size_in_one_line():
         module._check_resolution("2 processes share the data")
     fixed = SimCLRDataModule(DataConfig(image_size=16), AugmentConfig(blur_p=0.0))
     fixed._check_resolution("2 processes share the data")  # nothing asked: nothing refused
-    assert fixed.view_size(3) == 16 and fixed.sizes_run == {}
+    assert set(fixed.view_sizes(3)) == {16} and fixed.sizes_run == {}

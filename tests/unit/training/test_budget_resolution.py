@@ -3,7 +3,7 @@ size, so the run reaches full size and the schedule ends with the budget.
 
 A real Lightning Trainer on a faked clock (tests/unit/training/test_budget.py), with the
 real sampler and the datamodule's own size rule; a step costs its pixels' share of a
-full-size step.
+full-size step, read from its batch as the planner reads it.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 
 from simclr.data.datamodule import SimCLRDataModule
 from simclr.data.epochs import EpochSeededDataset, EpochShuffleSampler
-from simclr.data.resolution import ResolutionSchedule, planned_steps
+from simclr.data.resolution import ResolutionSchedule, batch_view_size, planned_steps
 from simclr.training.callbacks.budget import BudgetSchedule
 from tests.unit.training.test_budget import BATCHES, Clock, Tiny, fit
 
@@ -32,32 +32,37 @@ def full_step_seconds(size: int) -> float:
 
 
 class SizedData(pl.LightningDataModule):
-    """Feature rows keyed (epoch, index, size) by the real sampler; the size rides along."""
+    """Blank views keyed (epoch, index, size) by the real sampler and the real size rule."""
 
-    view_size = SimCLRDataModule.view_size  # the rule under test, not a copy
+    view_sizes = SimCLRDataModule.view_sizes  # the rule under test, not a copy
     _planned_epochs = SimCLRDataModule._planned_epochs
 
     def __init__(self) -> None:
         super().__init__()
         self.resolution = SCHEDULE
-        self.sizes_run: dict[int, int] = {}
-        self.data_cfg = SimpleNamespace(image_size=FULL)
+        self.sizes_run: dict[int, list[int]] = {}
+        self.pretrain_set = [(None, 0)] * (4 * BATCHES)
+        self.data_cfg = SimpleNamespace(image_size=FULL, batch_size=4, drop_last=True)
 
     def train_dataloader(self) -> DataLoader:
-        rows = [(torch.randn(4), 0) for _ in range(4 * BATCHES)]
         dataset = EpochSeededDataset(
-            rows, lambda x: x, seed=0, transform_at=lambda size: lambda x: (x, size)
+            self.pretrain_set,
+            lambda x: x,
+            seed=0,
+            transform_at=lambda size: lambda x: torch.zeros(1, size, size),
         )
-        sampler = EpochShuffleSampler(len(rows), 0, size_of_epoch=self.view_size)
+        sampler = EpochShuffleSampler(
+            len(self.pretrain_set), 0, sizes_of_epoch=self.view_sizes, batch_size=4
+        )
         return DataLoader(dataset, batch_size=4, sampler=sampler)
 
 
 class SizedTiny(Tiny):
     def training_step(self, batch, batch_idx):
-        (features, size), _ = batch
+        views, _ = batch
         self.lrs[self.global_step] = self.trainer.optimizers[0].param_groups[0]["lr"]
-        self.clock.now += full_step_seconds(int(size[0]))
-        return self.layer(features).pow(2).mean()
+        self.clock.now += full_step_seconds(batch_view_size(views))
+        return self.layer(torch.ones(len(views), 4) + views.mean()).pow(2).mean()
 
 
 def test_the_plan_prices_steps_by_size_and_ends_at_full_size(monkeypatch):
@@ -69,15 +74,15 @@ def test_the_plan_prices_steps_by_size_and_ends_at_full_size(monkeypatch):
 
     # What a planner that knew every size's price from the start would plan.
     known = {s: full_step_seconds(s) for s in range(8, FULL + 1, 2)}
-    ideal = planned_steps(SCHEDULE, known, BATCHES, 0, budget_s)
+    ideal = planned_steps(SCHEDULE, known, 0, budget_s)
     steps = trainer.global_step
     assert abs(steps - ideal) <= BATCHES, (steps, ideal)
     assert abs(module.schedule_plan.total_steps - steps) <= 2
-    sizes = [data.sizes_run[e] for e in sorted(data.sizes_run)]
+    sizes = [size for e in sorted(data.sizes_run) for size in data.sizes_run[e]][:steps]
     assert sizes[0] == 8 and sizes == sorted(sizes)
-    # The last quarter of the epochs ran at full size: a planner pricing every step
+    # The last quarter of the steps ran at full size: a planner pricing every step
     # at the 8-px rate would have planned ~4x the steps and stopped at 8-12 px.
-    assert sizes[-1] == FULL and sizes.count(FULL) >= len(sizes) // 4
+    assert sizes[-1] == FULL and sizes.count(FULL) >= len(sizes) // 4 - 2
     assert budget.sizes_timed()[-1] == FULL
     assert module.lrs[steps - 1] < 0.05  # the cosine ended with the budget
 
