@@ -54,7 +54,7 @@ class SimCLRDataModule(pl.LightningDataModule):
         self.start_batch = int(start_batch)  # > 0 when resuming mid-epoch
         # Progressive resizing (simclr.data.resolution); None: every view at image_size.
         self.resolution: ResolutionSchedule | None = resolution_schedule(data_cfg)
-        self.sizes_run: dict[int, list[int]] = {}  # epoch -> each batch's view size, as drawn
+        self.sizes_run: dict[int, dict[int, int]] = {}  # epoch -> {batch: view size}, as drawn
         self.splits = splits if splits is not None else build_datasets(data_cfg)
         self.pretrain_set = self.splits.pretraining_set()
         n, batch = len(self.pretrain_set), int(data_cfg.batch_size)  # type: ignore[arg-type]
@@ -104,22 +104,23 @@ class SimCLRDataModule(pl.LightningDataModule):
         (`augment.decode`, simclr.data.encoded); known once the trainer is attached."""
         return gpu_decode(self.augment_cfg, self.data_cfg.name, self.device_type)
 
-    def view_sizes(self, epoch: int) -> list[int]:
-        """The view side of each batch of `epoch`: the resolution schedule at the run's
-        current plan.
+    def view_size(self, epoch: int, batch: int) -> int:
+        """The view side of batch `batch` of `epoch`: the resolution schedule at the run's
+        current plan, asked when the loader hands that batch out.
 
         The plan is the module's :class:`~simclr.training.optim.SchedulePlan` (which a
         `trainer.max_time` budget re-plans), else `trainer.max_epochs`.
         """
-        n, batch = len(self.pretrain_set), int(self.data_cfg.batch_size)  # type: ignore[arg-type]
-        batches = n // batch if self.data_cfg.drop_last else -(-n // batch)
+        if self.resolution is None:
+            return int(self.data_cfg.image_size)
+        n, size = len(self.pretrain_set), int(self.data_cfg.batch_size)  # type: ignore[arg-type]
+        batches = n // size if self.data_cfg.drop_last else -(-n // size)
         ran = self.trainer.num_training_batches if self.trainer is not None else math.inf
         batches = int(ran) if math.isfinite(ran) else batches  # limit_train_batches counted
-        if self.resolution is None:
-            return [int(self.data_cfg.image_size)] * max(1, batches)
-        sizes = self.resolution.batch_sizes(epoch, batches, self._planned_epochs())
-        self.sizes_run[int(epoch)] = sizes
-        return sizes
+        progress = (epoch + batch / max(1, batches)) / self._planned_epochs()
+        view = self.resolution.size_at(progress)
+        self.sizes_run.setdefault(int(epoch), {})[int(batch)] = view
+        return view
 
     def _planned_epochs(self) -> float:
         trainer = self.trainer
@@ -135,7 +136,8 @@ class SimCLRDataModule(pl.LightningDataModule):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         sizes = state_dict.get("sizes_run", {})
-        self.sizes_run.update({int(k): [int(s) for s in v] for k, v in sizes.items()})
+        for epoch, batches in sizes.items():
+            self.sizes_run[int(epoch)] = {int(b): int(s) for b, s in batches.items()}
 
     def _check_resolution(self, why_not: str | None) -> None:
         if self.resolution is not None and why_not:
@@ -182,7 +184,7 @@ class SimCLRDataModule(pl.LightningDataModule):
             self.seed,
             self.start_epoch,
             skip,
-            sizes_of_epoch=self.view_sizes if sized else None,
+            size_of_batch=self.view_size if sized else None,
             batch_size=int(self.data_cfg.batch_size),
         )
         views_at = functools.partial(_two_views, build, self.augment_cfg) if sized else None

@@ -15,7 +15,7 @@ on the number of workers, on persistent workers, or on where a run was resumed.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -43,10 +43,11 @@ class EpochShuffleSampler(Sampler[EpochKey]):
     stays `n`, so Lightning's count of batches (and the learning-rate schedule) is
     that of the uninterrupted run.
 
-    With `sizes_of_epoch` (progressive resizing, simclr.data.resolution) each key also
-    carries its batch's view size: the epoch's sizes, one per batch of `batch_size`
-    keys, are asked for when the epoch starts (the sampler runs in the main process,
-    where the run's current plan is).
+    With `size_of_batch` (progressive resizing, simclr.data.resolution) each key also
+    carries its batch's view size: `size_of_batch(epoch, batch)` is asked once per
+    batch of `batch_size` keys, as the loader hands the batch to a worker (the sampler
+    runs in the main process, where the run's current plan is, so a re-planned budget
+    moves the growth of the batches still to come).
     """
 
     def __init__(
@@ -55,14 +56,14 @@ class EpochShuffleSampler(Sampler[EpochKey]):
         seed: int,
         start_epoch: int = 0,
         skip: int = 0,
-        sizes_of_epoch: Callable[[int], Sequence[int]] | None = None,
+        size_of_batch: Callable[[int, int], int] | None = None,
         batch_size: int = 1,
     ) -> None:
         self.n = n
         self.seed = seed
         self.epoch = start_epoch
         self._skip = (start_epoch, int(skip))
-        self.sizes_of_epoch = sizes_of_epoch
+        self.size_of_batch = size_of_batch
         self.batch_size = max(1, int(batch_size))
 
     def set_epoch(self, epoch: int) -> None:
@@ -79,13 +80,15 @@ class EpochShuffleSampler(Sampler[EpochKey]):
         start = skip if epoch == skip_epoch else 0
         self._skip = (skip_epoch, 0)  # only the first pass over that epoch is cut
         order = torch.randperm(self.n, generator=generator).tolist()[start:]
-        if self.sizes_of_epoch is None:
+        if self.size_of_batch is None:
             yield from ((epoch, index) for index in order)
             return
-        sizes = list(self.sizes_of_epoch(epoch))
-        last = len(sizes) - 1
+        size = 0
         for place, index in enumerate(order, start=start):  # place in the whole epoch
-            yield epoch, index, int(sizes[min(place // self.batch_size, last)])
+            batch, first = divmod(place, self.batch_size)
+            if first == 0 or size == 0:
+                size = int(self.size_of_batch(epoch, batch))
+            yield epoch, index, size
 
 
 class EpochSeededDataset(Dataset):

@@ -10,10 +10,11 @@ for supervised training; the growth here is linear in epochs, as FFCV's).
 
 A batch's view size is a function of its place in the run: (epoch, batch) over the
 planned length of the run. Sizes change between batches, not only between epochs, so
-a run of one or two long epochs (a short budget) still ends at full size. They are
-decided where the epoch's order is drawn (the sampler, in the main process), so a
-resumed run sees the sizes the uninterrupted one saw, and a wall-clock budget that
-re-plans the run's length moves the growth with it.
+a run of one or two long epochs (a short budget) still ends at full size. Each is
+decided where the batch is handed out (the sampler, in the main process), so a
+resumed run of a fixed length sees the sizes the uninterrupted one saw, and a
+wall-clock budget that re-plans the run's length moves the growth of the batches
+still to come.
 """
 
 from __future__ import annotations
@@ -47,12 +48,6 @@ class ResolutionSchedule:
         # The epsilon: a size that is exactly a multiple (9 * 4/9) must not floor below it.
         even = self.multiple * math.floor(raw / self.multiple + 1e-9)
         return min(self.end, max(self.start, even))
-
-    def batch_sizes(self, epoch: int, batches: int, planned_epochs: float) -> list[int]:
-        """The view side of each of the `batches` batches of `epoch`, in a run planned
-        to last `planned_epochs` epochs."""
-        planned = planned_epochs if planned_epochs > 0 else 1.0
-        return [self.size_at((epoch + b / batches) / planned) for b in range(max(1, batches))]
 
     def first_step_at(self, size: int, total_steps: int) -> int:
         """The first of `total_steps` steps whose size (:meth:`size_at` of step / total) is

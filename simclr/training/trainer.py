@@ -241,9 +241,10 @@ def training_summary(cfg: RunConfig, trainer: pl.Trainer, module: Any) -> dict[s
     }
 
 
-def _view_size_runs(sizes: dict[int, list[int]], batches_run: int) -> list[list[int]]:
-    """`[size, steps]` pairs of the batches that ran, from each epoch's drawn sizes."""
+def _view_size_runs(sizes: dict[int, dict[int, int]], batches_run: int) -> list[list[int]]:
+    """`[size, batches]` pairs of the batches that ran, from the sizes drawn for them
+    (the loader draws a few batches ahead: those past the last step are cut)."""
     from simclr.data.resolution import size_runs
 
-    drawn = [size for epoch in sorted(sizes) for size in sizes[epoch]]
+    drawn = [sizes[e][b] for e in sorted(sizes) for b in sorted(sizes[e])]
     return size_runs(drawn[:batches_run])

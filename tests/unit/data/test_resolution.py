@@ -26,7 +26,7 @@ from simclr.data.views import TwoViews, build_view_transform
 
 def test_digits_like_schedule_grows_from_start_to_full_and_ends_at_full():
     schedule = ResolutionSchedule(start=8, end=16, full_size_share=0.25)
-    sizes = [schedule.batch_sizes(e, 1, 24)[0] for e in range(24)]
+    sizes = [schedule.size_at(e / 24) for e in range(24)]
     # Worked by hand: the ramp covers epochs 0..17 (progress < 0.75); the raw size is
     # 8 + 8 * (e / 24) / 0.75 = 8 + e * 4 / 9, floored to an even number.
     expected = [8] * 5 + [10] * 4 + [12] * 5 + [14] * 4 + [16] * 6
@@ -39,7 +39,7 @@ def test_digits_like_schedule_grows_from_start_to_full_and_ends_at_full():
 )
 def test_sizes_never_shrink_stay_in_range_and_the_last_share_is_full(start, end, share, epochs):
     schedule = ResolutionSchedule(start=start, end=end, full_size_share=share)
-    sizes = [schedule.batch_sizes(e, 1, epochs)[0] for e in range(epochs)]
+    sizes = [schedule.size_at(e / epochs) for e in range(epochs)]
     assert sizes == sorted(sizes)
     assert all(start <= s <= end and (s == end or s % 2 == 0) for s in sizes)
     # Every epoch that begins in the last `share` of the run is at full size.
@@ -110,8 +110,12 @@ def test_planned_steps_is_the_longest_plan_that_fits(timed, step, left, ceiling)
 def test_a_run_of_fewer_than_two_epochs_still_ends_at_full_size():
     # A 5-minute budget at 32 px on two cores: 1.7 epochs of 35 batches. Sizes change
     # between batches, so the last quarter of the run is at 32 px all the same.
-    schedule = ResolutionSchedule(start=16, end=32, full_size_share=0.25)
-    sizes = schedule.batch_sizes(0, 35, 1.7) + schedule.batch_sizes(1, 35, 1.7)[:25]
+    from simclr.data.datamodule import SimCLRDataModule
+
+    module = SimCLRDataModule(DataConfig(image_size=32, start_size=16), AugmentConfig())
+    module.pretrain_set = [None] * 35 * 256  # 35 batches of the default 256
+    module._planned_epochs = lambda: 1.7  # what a 5-minute budget's planner planned
+    sizes = [module.view_size(e, b) for e in (0, 1) for b in range(35)][:60]
     assert sizes[0] == 16 and sizes == sorted(sizes) and sizes[-1] == 32
     assert sizes.count(32) == pytest.approx(0.25 * 1.7 * 35, abs=1)
 
@@ -119,21 +123,21 @@ def test_a_run_of_fewer_than_two_epochs_still_ends_at_full_size():
 def test_the_sampler_keys_carry_their_batchs_size():
     asked: list[int] = []
 
-    def sizes_of_epoch(epoch: int) -> list[int]:
-        asked.append(epoch)
-        return [8 + 2 * epoch, 10 + 2 * epoch, 12 + 2 * epoch]  # three batches of two
+    def size_of_batch(epoch: int, batch: int) -> int:
+        asked.append((epoch, batch))
+        return 8 + 2 * epoch + 2 * batch  # three batches of two
 
-    sampler = EpochShuffleSampler(6, seed=1, sizes_of_epoch=sizes_of_epoch, batch_size=2)
+    sampler = EpochShuffleSampler(6, seed=1, size_of_batch=size_of_batch, batch_size=2)
     first = list(sampler)
     sampler.set_epoch(2)
     third = list(sampler)
     assert [k[2] for k in first] == [8, 8, 10, 10, 12, 12]
     assert [k[2] for k in third] == [12, 12, 14, 14, 16, 16]
-    assert asked == [0, 2]  # once per epoch, when the epoch starts
+    assert asked == [(0, 0), (0, 1), (0, 2), (2, 0), (2, 1), (2, 2)]  # once a batch
     plain = list(EpochShuffleSampler(6, seed=1))
     assert [k[:2] for k in first] == plain  # the order does not depend on the sizes
     # Resumed after the first batch of epoch 0: the rest keeps its batches' sizes.
-    resumed = EpochShuffleSampler(6, 1, skip=2, sizes_of_epoch=sizes_of_epoch, batch_size=2)
+    resumed = EpochShuffleSampler(6, 1, skip=2, size_of_batch=size_of_batch, batch_size=2)
     assert list(resumed) == first[2:]
 
 
@@ -175,4 +179,4 @@ def test_loaders_that_cannot_grow_views_refuse_a_start_size_in_one_line():
         module._check_resolution("2 processes share the data")
     fixed = SimCLRDataModule(DataConfig(image_size=16), AugmentConfig(blur_p=0.0))
     fixed._check_resolution("2 processes share the data")  # nothing asked: nothing refused
-    assert set(fixed.view_sizes(3)) == {16} and fixed.sizes_run == {}
+    assert fixed.view_size(3, 0) == 16 and fixed.sizes_run == {}

@@ -34,13 +34,13 @@ def full_step_seconds(size: int) -> float:
 class SizedData(pl.LightningDataModule):
     """Blank views keyed (epoch, index, size) by the real sampler and the real size rule."""
 
-    view_sizes = SimCLRDataModule.view_sizes  # the rule under test, not a copy
+    view_size = SimCLRDataModule.view_size  # the rule under test, not a copy
     _planned_epochs = SimCLRDataModule._planned_epochs
 
     def __init__(self) -> None:
         super().__init__()
         self.resolution = SCHEDULE
-        self.sizes_run: dict[int, list[int]] = {}
+        self.sizes_run: dict[int, dict[int, int]] = {}
         self.pretrain_set = [(None, 0)] * (4 * BATCHES)
         self.data_cfg = SimpleNamespace(image_size=FULL, batch_size=4, drop_last=True)
 
@@ -52,7 +52,7 @@ class SizedData(pl.LightningDataModule):
             transform_at=lambda size: lambda x: torch.zeros(1, size, size),
         )
         sampler = EpochShuffleSampler(
-            len(self.pretrain_set), 0, sizes_of_epoch=self.view_sizes, batch_size=4
+            len(self.pretrain_set), 0, size_of_batch=self.view_size, batch_size=4
         )
         return DataLoader(dataset, batch_size=4, sampler=sampler)
 
@@ -78,7 +78,8 @@ def test_the_plan_prices_steps_by_size_and_ends_at_full_size(monkeypatch):
     steps = trainer.global_step
     assert abs(steps - ideal) <= BATCHES, (steps, ideal)
     assert abs(module.schedule_plan.total_steps - steps) <= 2
-    sizes = [size for e in sorted(data.sizes_run) for size in data.sizes_run[e]][:steps]
+    drawn = data.sizes_run
+    sizes = [drawn[e][b] for e in sorted(drawn) for b in sorted(drawn[e])][:steps]
     assert sizes[0] == 8 and sizes == sorted(sizes)
     # The last quarter of the steps ran at full size: a planner pricing every step
     # at the 8-px rate would have planned ~4x the steps and stopped at 8-12 px.
