@@ -118,7 +118,10 @@ class SimCLRDataModule(pl.LightningDataModule):
         ran = self.trainer.num_training_batches if self.trainer is not None else math.inf
         batches = int(ran) if math.isfinite(ran) else batches  # limit_train_batches counted
         progress = (epoch + batch / max(1, batches)) / self._planned_epochs()
-        view = self.resolution.size_at(progress)
+        # Never smaller than a size already drawn: a budget re-planned longer moves the
+        # growth later, but views that shrank again would undo the full-size steps' BN.
+        drawn = [s for sizes in self.sizes_run.values() for s in sizes.values()]
+        view = max(self.resolution.size_at(progress), max(drawn, default=0))
         self.sizes_run.setdefault(int(epoch), {})[int(batch)] = view
         return view
 

@@ -180,3 +180,16 @@ def test_loaders_that_cannot_grow_views_refuse_a_start_size_in_one_line():
     fixed = SimCLRDataModule(DataConfig(image_size=16), AugmentConfig(blur_p=0.0))
     fixed._check_resolution("2 processes share the data")  # nothing asked: nothing refused
     assert fixed.view_size(3, 0) == 16 and fixed.sizes_run == {}
+
+
+def test_a_plan_made_longer_never_shrinks_the_views():
+    from simclr.data.datamodule import SimCLRDataModule
+
+    module = SimCLRDataModule(DataConfig(image_size=32, start_size=16), AugmentConfig())
+    module.pretrain_set = [None] * 10 * 256  # 10 batches an epoch
+    module._planned_epochs = lambda: 1.0
+    first = [module.view_size(0, b) for b in range(10)]
+    assert first[0] == 16 and first[-1] == 32  # the last quarter of the one planned epoch
+    module._planned_epochs = lambda: 3.0  # the budget's planner found room for more
+    later = [module.view_size(1, b) for b in range(3)]  # 22-24 px by the new plan
+    assert later == [32, 32, 32]
