@@ -46,9 +46,10 @@ def test_small_images_preset_trains_small_at_32_px_and_digits_builds_on_it(compo
     assert (cfg.preset, cfg.data.name, cfg.data.image_size) == ("small_images", "folder", 32)
     assert (cfg.encoder.arch, cfg.encoder.stem, cfg.augment.name) == ("resnet18", "cifar", "cifar")
     digits = compose_config("experiment=digits")
+    # The scans' own 8 px: make run within 6 minutes on a CPU without bf16 (issue 27).
     assert (digits.data.name, digits.data.image_size, digits.augment.name) == (
         "digits",
-        16,
+        8,
         "digits",
     )
     assert digits.data.batch_size == cfg.data.batch_size  # inherited, not restated
