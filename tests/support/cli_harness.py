@@ -92,3 +92,14 @@ def tiny_run(epochs: int = 1, batches: int = 1) -> list[str]:
         "encoder.channels_last=false",
         "eval=none",
     ]
+
+
+def pretrain_quietly(argv: list[str]) -> None:
+    """`simclr-pretrain ARGV` in this process, as a fixture's set-up: it must succeed."""
+    from simclr.console import pretrain
+
+    with mock.patch.object(sys, "argv", ["simclr-pretrain", *argv]):
+        try:
+            pretrain.cli()
+        except SystemExit as stop:
+            assert stop.code in (0, None)

@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from simclr.console import evaluate, pretrain
+from simclr.console import evaluate
 from simclr.evaluation.features import file_fingerprint
 from simclr.runs.rundir import RunDir
-from tests.support.cli_harness import assert_one_line_error, run_cli, tiny_run
+from tests.support.cli_harness import assert_one_line_error, pretrain_quietly, run_cli, tiny_run
 from tests.support.snapshot import Snapshot
 
 TINY_EVAL = [
@@ -34,16 +34,9 @@ TINY_EVAL = [
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory, shared_labeled_folder) -> Path:
-    import sys
-    from unittest import mock
-
     run = tmp_path_factory.mktemp("finished") / "run"
     argv = [*tiny_run(), f"data.root={shared_labeled_folder}", f"hydra.run.dir={run}"]
-    with mock.patch.object(sys, "argv", ["simclr-pretrain", *argv]):
-        try:
-            pretrain.cli()
-        except SystemExit as stop:
-            assert stop.code in (0, None)
+    pretrain_quietly(argv)
     return run
 
 

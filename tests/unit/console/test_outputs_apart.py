@@ -7,15 +7,13 @@ by the next run on that folder; inside `train/` it would become a class.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from unittest import mock
 
 import pytest
 
 from simclr.console import evaluate, finetune, pretrain
 from tests.conftest import write_image
-from tests.support.cli_harness import assert_one_line_error, run_cli, tiny_run
+from tests.support.cli_harness import assert_one_line_error, pretrain_quietly, run_cli, tiny_run
 from tests.support.snapshot import Snapshot
 
 TINY = tiny_run()
@@ -82,11 +80,7 @@ def test_a_run_directory_holding_the_data_is_refused(labeled_folder, capfd):
 def trained(tmp_path, labeled_folder) -> Path:
     run = tmp_path / "run"
     argv = [*TINY, f"data.root={labeled_folder}", f"hydra.run.dir={run}"]
-    with mock.patch.object(sys, "argv", ["simclr-pretrain", *argv]):
-        try:
-            pretrain.cli()
-        except SystemExit as stop:
-            assert stop.code in (0, None)
+    pretrain_quietly(argv)
     return run
 
 
