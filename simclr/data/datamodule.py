@@ -55,6 +55,7 @@ class SimCLRDataModule(pl.LightningDataModule):
         # Progressive resizing (simclr.data.resolution); None: every view at image_size.
         self.resolution: ResolutionSchedule | None = resolution_schedule(data_cfg)
         self.sizes_run: dict[int, dict[int, int]] = {}  # epoch -> {batch: view size}, as drawn
+        self._largest_drawn = 0
         self.splits = splits if splits is not None else build_datasets(data_cfg)
         self.pretrain_set = self.splits.pretraining_set()
         n, batch = len(self.pretrain_set), int(data_cfg.batch_size)  # type: ignore[arg-type]
@@ -120,8 +121,8 @@ class SimCLRDataModule(pl.LightningDataModule):
         progress = (epoch + batch / max(1, batches)) / self._planned_epochs()
         # Never smaller than a size already drawn: a budget re-planned longer moves the
         # growth later, but views that shrank again would undo the full-size steps' BN.
-        drawn = [s for sizes in self.sizes_run.values() for s in sizes.values()]
-        view = max(self.resolution.size_at(progress), max(drawn, default=0))
+        view = max(self.resolution.size_at(progress), self._largest_drawn)
+        self._largest_drawn = view  # kept, not re-read from sizes_run at every batch
         self.sizes_run.setdefault(int(epoch), {})[int(batch)] = view
         return view
 
@@ -141,6 +142,7 @@ class SimCLRDataModule(pl.LightningDataModule):
         sizes = state_dict.get("sizes_run", {})
         for epoch, batches in sizes.items():
             self.sizes_run[int(epoch)] = {int(b): int(s) for b, s in batches.items()}
+            self._largest_drawn = max([self._largest_drawn, *self.sizes_run[int(epoch)].values()])
 
     def _check_resolution(self, why_not: str | None) -> None:
         if self.resolution is not None and why_not:

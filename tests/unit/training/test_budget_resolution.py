@@ -41,6 +41,7 @@ class SizedData(pl.LightningDataModule):
         super().__init__()
         self.resolution = SCHEDULE
         self.sizes_run: dict[int, dict[int, int]] = {}
+        self._largest_drawn = 0
         self.pretrain_set = [(None, 0)] * (4 * BATCHES)
         self.data_cfg = SimpleNamespace(image_size=FULL, batch_size=4, drop_last=True)
 
